@@ -1,0 +1,103 @@
+"""struct vm_region as pm_remove_contig sees it, and the seed's VMR index
+helpers (kern/src/pagemap.c: vmr_has_page_idx, vmr_idx_to_va, vmr_get_end_idx).
+
+Addresses and the file offset are in bytes, as in the C; PGSHIFT = 12.  VMR
+fields are written only under the owning process's vmr_lock, and the scenarios
+never mmap, mprotect, split or merge, so a VMR's fields are constant for a run
+(the model records membership of pm_vmrs and liveness separately)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import icontract
+
+from pagemap.pageflags import PGSHIFT
+
+PGSIZE = 1 << PGSHIFT
+
+PROT_READ = 0x1
+PROT_WRITE = 0x2
+PROT_EXEC = 0x4
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_LOCKED = 0x2000
+
+
+def is_page_aligned(x: int) -> bool:
+    return x >= 0 and x % PGSIZE == 0
+
+
+@dataclass(frozen=True)
+class VMR:
+    """The fields of struct vm_region the protocol reads."""
+
+    name: str
+    proc: int  # vm_proc, as a process number
+    vm_base: int  # bytes, page aligned
+    vm_end: int  # bytes, page aligned, > vm_base
+    vm_foff: int  # bytes, page aligned
+    vm_prot: int
+    vm_flags: int
+
+    @property
+    def npages(self) -> int:
+        return (self.vm_end - self.vm_base) >> PGSHIFT
+
+    @property
+    def first_idx(self) -> int:
+        return self.vm_foff >> PGSHIFT
+
+
+def vmr_ok(vmr: VMR) -> bool:
+    return (
+        is_page_aligned(vmr.vm_base)
+        and is_page_aligned(vmr.vm_end)
+        and is_page_aligned(vmr.vm_foff)
+        and vmr.vm_base < vmr.vm_end
+    )
+
+
+@icontract.require(lambda vmr: vmr_ok(vmr))
+@icontract.require(lambda pg_idx: pg_idx >= 0)
+@icontract.ensure(
+    lambda vmr, pg_idx, result: result == (vmr.first_idx <= pg_idx < vmr.first_idx + vmr.npages)
+)
+def vmr_has_page_idx(vmr: VMR, pg_idx: int) -> bool:
+    """vmr_has_page_idx: does the VMR map file page pg_idx?"""
+    nr_pgs = (vmr.vm_end - vmr.vm_base) >> PGSHIFT
+    start_pg = vmr.vm_foff >> PGSHIFT
+    return start_pg <= pg_idx < start_pg + nr_pgs
+
+
+@icontract.require(lambda vmr: vmr_ok(vmr))
+@icontract.require(
+    lambda vmr, pg_idx: vmr_has_page_idx(vmr, pg_idx),
+    "the C asserts va < vm_end; callers pass an index the VMR maps",
+)
+@icontract.ensure(lambda vmr, result: vmr.vm_base <= result < vmr.vm_end)
+@icontract.ensure(lambda result: is_page_aligned(result))
+def vmr_idx_to_va(vmr: VMR, pg_idx: int) -> int:
+    """vmr_idx_to_va: the user address at which the VMR maps file page pg_idx."""
+    va = vmr.vm_base + ((pg_idx << PGSHIFT) - vmr.vm_foff)
+    assert va < vmr.vm_end
+    return va
+
+
+@icontract.require(lambda vmr: vmr_ok(vmr))
+@icontract.ensure(lambda vmr, result: result == vmr.first_idx + vmr.npages)
+def vmr_get_end_idx(vmr: VMR) -> int:
+    """vmr_get_end_idx: one past the last file page the VMR maps."""
+    return ((vmr.vm_end - vmr.vm_base) + vmr.vm_foff) >> PGSHIFT
+
+
+@icontract.require(lambda vmr: vmr_ok(vmr))
+@icontract.require(lambda vmr, pg_idx: vmr_has_page_idx(vmr, pg_idx))
+@icontract.require(lambda max_nr_pgs: max_nr_pgs > 0)
+@icontract.ensure(lambda result: len(result) > 0)
+def vmr_for_each_range(vmr: VMR, pg_idx: int, max_nr_pgs: int) -> list[int]:
+    """The file page indices vmr_for_each(vmr, pg_idx, max_nr_pgs, cb) visits:
+    from vmr_idx_to_va(pg_idx), MIN(vm_end - start, max_nr_pgs pages) long."""
+    start_va = vmr_idx_to_va(vmr, pg_idx)
+    length = min(vmr.vm_end - start_va, max_nr_pgs << PGSHIFT)
+    return [pg_idx + k for k in range(length >> PGSHIFT)]
