@@ -1,0 +1,103 @@
+"""The `pagemap` command line (DESIGN §3): `pagemap check` and `pagemap verify`.
+
+`check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``
+(imported only when `check` runs); `verify` is ``pagemap.verify``. Bad usage
+prints one line to stderr and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pagemap.results import KINDS
+
+#: Exit code when the checker itself cannot be loaded (sysexits EX_SOFTWARE).
+#: Not 1 or 2: those mean "violation" and "bad input" to scripts (DESIGN §3).
+EX_SOFTWARE = 70
+
+
+class UsageError(Exception):
+    """Raised instead of argparse's print-usage-and-exit, so main() returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pagemap",
+        description="Checked specification of the Akaros page-cache rewrite of February 2014.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    check = sub.add_parser(
+        "check",
+        add_help=False,  # `pagemap check --help` belongs to the checker
+        help="explore every interleaving of a scenario file (see 'pagemap check --help')",
+    )
+    check.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    ver = sub.add_parser(
+        "verify",
+        help="run every proof, CrossHair check, scenario and test; one summary table",
+        description="Run every check of the project; exit 0 iff each met its expectation.",
+    )
+    ver.add_argument("--json", action="store_true", help="print one JSON object instead")
+    ver.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        choices=KINDS,
+        metavar="KIND",
+        help=f"run only these kinds of check ({', '.join(KINDS)})",
+    )
+    return parser
+
+
+def _exit_code(exc: SystemExit) -> int:
+    """What the shell would see for this SystemExit."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _check(argv: list[str]) -> int:
+    try:
+        from pagemap.checker.command import main_check
+    except ImportError as exc:
+        print(f"pagemap check: error: the checker cannot be loaded ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return EX_SOFTWARE
+    try:
+        return int(main_check(argv))
+    except SystemExit as exc:  # e.g. the checker's own --help
+        return _exit_code(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["check"]:
+        # argparse would reject the checker's options; pass them through as they are
+        return _check(args[1:])
+    try:
+        ns = build_parser().parse_args(args)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return _exit_code(exc)
+    if ns.command == "check":
+        return _check(list(ns.args))
+    from pagemap.verify import run_verify
+
+    return run_verify(as_json=ns.json, only=ns.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

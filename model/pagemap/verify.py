@@ -1,0 +1,297 @@
+"""`pagemap verify`: every check the project has, run in one go, one summary (DESIGN §3).
+
+Not a model of any C function: this is the project's own driver. Each source of
+checks is a *collector*, a callable that returns ``list[CheckResult]``, named by
+a dotted path in the registry ``COLLECTORS``. They run in the order of
+``pagemap.results.KINDS`` (proof, crosshair, scenario, test). A collector that
+cannot be imported, raises, or returns nothing usable is not skipped: it
+becomes one ``error`` record, so `verify` fails honestly instead of reporting
+fewer checks.
+
+The ``test`` collector runs the pytest suite in a subprocess. It sets
+``NESTED_ENV`` in the child so that a test which itself runs `pagemap verify`
+does not start pytest again (which would recurse forever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+from pagemap.results import KINDS, RESULTS, CheckResult
+
+#: Set (to "1") in the environment of the pytest run that `verify` starts.
+NESTED_ENV = "PAGEMAP_VERIFY_NESTED"
+
+#: The repository root: model/pagemap/verify.py -> ../../
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Collector(NamedTuple):
+    """One source of checks: its kind and ``"package.module:function"``."""
+
+    kind: str  # one of KINDS
+    target: str
+
+
+COLLECTORS: tuple[Collector, ...] = (
+    Collector("proof", "proofs.encoding:run"),
+    Collector("crosshair", "proofs.crosshair_checks:run"),
+    Collector("scenario", "pagemap.checker.suite:run"),
+    Collector("test", "pagemap.verify:run_pytest"),
+)
+
+#: What the project expects of a collector's checks; used for the record that
+#: stands in for a collector that failed to produce its own.
+EXPECTED = {"proof": "proved", "crosshair": "pass", "scenario": "pass", "test": "pass"}
+
+MARK = "!!"  # marks a row whose result differs from its expectation
+
+
+# -- running collectors --------------------------------------------------------
+
+
+def _frame_rank(filename: str) -> int:
+    """2: project code, 1: other code (a test's module), 0: importlib, the
+    standard library, an installed library or this driver -- not worth showing."""
+    if filename.startswith("<") or filename == __file__:
+        return 0
+    path = Path(filename).resolve()
+    if any(path.is_relative_to(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix)):
+        return 0
+    return 2 if path.is_relative_to(REPO) else 1
+
+
+def _location(exc: BaseException) -> str:
+    """Where the exception was raised: the innermost frame of the best rank."""
+    frames = [(_frame_rank(f.filename), i, f)
+              for i, f in enumerate(traceback.extract_tb(exc.__traceback__))]
+    rank, _, frame = max(frames, default=(0, 0, None), key=lambda t: (t[0], t[1]))
+    if frame is None or rank == 0:
+        return ""
+    path = Path(frame.filename).resolve()
+    shown = path.relative_to(REPO) if rank == 2 else path.name
+    return f" (at {shown}:{frame.lineno})"
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: exception type, message and where it was raised."""
+    text = f"{type(exc).__name__}: {exc}{_location(exc)}"
+    return " ".join(text.split())
+
+
+def _error(collector: Collector, start: float, detail: str, name: str | None = None) -> CheckResult:
+    return CheckResult(
+        kind=collector.kind,
+        name=name or collector.target,
+        result="error",
+        expected=EXPECTED.get(collector.kind, "pass"),
+        seconds=round(time.perf_counter() - start, 3),
+        detail=" ".join(detail.split()),
+    )
+
+
+def _checked(collector: Collector, start: float, record: object) -> CheckResult:
+    """The record itself when well formed, else an error record saying why."""
+    if not isinstance(record, CheckResult):
+        return _error(collector, start, f"returned a {type(record).__name__}, not a CheckResult")
+    bad = [
+        f"{field}={value!r}"
+        for field, value, allowed in (
+            ("kind", record.kind, KINDS),
+            ("result", record.result, RESULTS),
+            ("expected", record.expected, RESULTS),
+        )
+        if value not in allowed
+    ]
+    if bad:
+        return _error(collector, start, "invalid record: " + ", ".join(bad), name=record.name)
+    return record
+
+
+def collect(collector: Collector) -> list[CheckResult]:
+    """Import and call one collector; every failure becomes an ``error`` record."""
+    start = time.perf_counter()
+    module_name, sep, attr = collector.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 -- any import failure is a reportable error
+        return [_error(collector, start, f"cannot import {module_name}: {_describe(exc)}")]
+    func = getattr(module, attr, None) if sep else None
+    if not callable(func):
+        return [_error(collector, start, f"{module_name} has no callable {attr!r}")]
+    try:
+        records = func()
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- reported, not propagated
+        return [_error(collector, start, f"raised {_describe(exc)}")]
+    if not isinstance(records, list | tuple):
+        return [_error(collector, start, f"returned a {type(records).__name__}, not a list")]
+    if not records:
+        # a collector that checks nothing cannot fail, so it must not pass
+        return [_error(collector, start, "returned no checks")]
+    return [_checked(collector, start, r) for r in records]
+
+
+def _order(collector: Collector) -> int:
+    return KINDS.index(collector.kind) if collector.kind in KINDS else len(KINDS)
+
+
+def verify(
+    collectors: Sequence[Collector] | None = None,
+    only: Collection[str] | None = None,
+    err: TextIO | None = None,
+) -> list[CheckResult]:
+    """Run the selected collectors in KINDS order; progress goes to ``err``.
+
+    Anything a collector prints goes to ``err`` too, so that stdout carries
+    only the table or the one JSON object.
+    """
+    err = sys.stderr if err is None else err
+    chosen = [
+        c
+        for c in sorted(COLLECTORS if collectors is None else collectors, key=_order)
+        if only is None or c.kind in only
+    ]
+    records: list[CheckResult] = []
+    for i, collector in enumerate(chosen, 1):
+        head = f"pagemap verify [{i}/{len(chosen)}] {collector.kind}: {collector.target}"
+        if collector.kind == "test" and os.environ.get(NESTED_ENV):
+            print(f"{head}: skipped, already inside the pytest run of `pagemap verify`",
+                  file=err, flush=True)
+            continue
+        print(f"{head} ...", file=err, flush=True)
+        with contextlib.redirect_stdout(err):
+            records.extend(collect(collector))
+    return records
+
+
+# -- the test collector --------------------------------------------------------
+
+_SUMMARY = re.compile(
+    r"\b\d+ (passed|failed|errors?|skipped|xfailed|xpassed|deselected|warnings?)\b|no tests ran"
+)
+
+
+def pytest_summary(output: str) -> str:
+    """pytest's final summary line (``3 passed in 0.1s``) without the ``=`` rules."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _SUMMARY.search(line):
+            return line.strip("=").strip()
+    return lines[-1] if lines else "no output"
+
+
+def run_pytest(repo: Path | None = None, timeout: float | None = None) -> list[CheckResult]:
+    """Run the pytest suite of ``repo`` in a subprocess: one ``test`` record.
+
+    No ``-q`` here: the project's pytest configuration already adds one, and a
+    second suppresses the summary line this record reports.
+    """
+    repo = REPO if repo is None else repo
+    start = time.perf_counter()
+
+    def record(result: str, detail: str) -> list[CheckResult]:
+        seconds = round(time.perf_counter() - start, 3)
+        return [CheckResult(kind="test", name="pytest", result=result, expected="pass",
+                            seconds=seconds, detail=detail)]
+
+    if os.environ.get(NESTED_ENV):
+        return record("error", f"refused: {NESTED_ENV} is set, this is already a nested run")
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    env = {**os.environ, NESTED_ENV: "1"}
+    try:
+        proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return record("error", f"pytest did not finish within {timeout} s")
+    summary = pytest_summary(proc.stdout or proc.stderr)
+    if proc.returncode == 0:
+        return record("pass", summary)
+    first = next((ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))), "")
+    detail = f"{summary} (exit {proc.returncode})" + (f"; first: {first}" if first else "")
+    return record("error", detail)
+
+
+# -- output --------------------------------------------------------------------
+
+HEADERS = ("kind", "name", "variant", "bits", "result", "expected", "seconds", "")
+
+
+def _row(r: CheckResult) -> tuple[str, ...]:
+    return (
+        r.kind,
+        r.name,
+        r.variant or "-",
+        "-" if r.word_bits is None else str(r.word_bits),
+        r.result,
+        r.expected,
+        f"{r.seconds:.2f}",
+        "" if r.ok else MARK,
+    )
+
+
+def summary_line(records: Sequence[CheckResult], seconds: float) -> str:
+    good = sum(r.ok for r in records)
+    return (f"{len(records)} checks, {good} as expected, {len(records) - good} unexpected, "
+            f"{seconds:.1f} s")
+
+
+def format_table(records: Sequence[CheckResult], seconds: float) -> str:
+    """The table for people, the summary line, then the detail of each mismatch."""
+    rows = [HEADERS, *(_row(r) for r in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    right = {HEADERS.index("bits"), HEADERS.index("seconds")}
+    lines = [
+        "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                  for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths if w).rstrip())
+    lines.append("")
+    lines.append(summary_line(records, seconds))
+    lines.extend(f"{MARK} {r.kind} {r.name}: {r.result}, expected {r.expected}; {r.detail}"
+                 for r in records if not r.ok)
+    return "\n".join(lines)
+
+
+def to_json(records: Sequence[CheckResult], ok: bool) -> dict[str, Any]:
+    """The `verify --json` object: ``ok`` and one record per check."""
+    checks = []
+    for r in records:
+        d = r.to_json()
+        if r.result in ("counterexample", "violation"):
+            d.setdefault("witness", {})  # key always present where a witness belongs
+        checks.append(d)
+    return {"ok": ok, "checks": checks}
+
+
+def run_verify(
+    as_json: bool = False,
+    only: Collection[str] | None = None,
+    collectors: Sequence[Collector] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """`pagemap verify`: 0 iff every check met its expectation (and some check ran)."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    start = time.perf_counter()
+    records = verify(collectors, only, err)
+    ok = bool(records) and all(r.ok for r in records)
+    if not records:
+        print("pagemap verify: no checks ran", file=err)
+    if as_json:
+        print(json.dumps(to_json(records, ok), indent=2, default=str), file=out)
+    else:
+        print(format_table(records, time.perf_counter() - start), file=out)
+    return 0 if ok else 1
