@@ -1,0 +1,225 @@
+"""Breadth-first exploration of every interleaving of a configuration.
+
+States are the flat tuples of ``pagemap.machine``; the explorer stores each
+once (a dict from state to its number) with its parent's number and the
+actor of the transition that first reached it, so that a violation comes
+with a shortest trace.  Successors are generated in a fixed order (threads by
+index, then pending TLB flushes), so counts and traces are the same on every
+run and under any hash seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from array import array
+from dataclasses import dataclass, field
+
+import icontract
+
+from pagemap.checker.invariants import check_state
+from pagemap.config import Config
+from pagemap.machine import BLOCKED, DONE_PC, Layout, Machine, Violation
+from pagemap.program import build_layout, initial_state
+
+#: How many local steps may follow one another before the model is judged to
+#: loop (a bug in the model, not in the protocol).
+LOCAL_CHAIN_LIMIT = 1000
+
+
+@dataclass
+class Move:
+    """One transition: a thread's step (and the local steps that follow it),
+    or a TLB flush landing on a thread's core (``flush`` true)."""
+
+    actor: int
+    flush: bool
+    pcs: list[int]
+    notes: list[str]
+
+
+@dataclass
+class Outcome:
+    verdict: str  # pass | violation | incomplete
+    states: int
+    transitions: int
+    seconds: float
+    max_depth: int
+    invariant: str | None = None
+    message: str | None = None
+    path: list[tuple[tuple[int, ...], Move | None]] = field(default_factory=list)
+    final: tuple[tuple[int, ...] | None, Move | None] = (None, None)
+    limit: str | None = None
+
+
+class Explorer:
+    def __init__(self, cfg: Config, contracts: bool = True) -> None:
+        self.cfg = cfg
+        self.layout: Layout = build_layout(cfg, contracts)
+        self.nthreads = len(cfg.threads)
+
+    # -- one transition ----------------------------------------------------------
+    def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
+        """Thread t's next step from ``state``, or None when it cannot run.
+
+        Raises Violation when the step breaks an invariant."""
+        layout = self.layout
+        base = layout.thread0[t]
+        pc = state[base]
+        if pc == DONE_PC:
+            return None
+        m = Machine(layout, state)
+        tv = m.thread(t)
+        steps = layout.code.steps
+        pcs = [pc]
+        try:
+            if steps[pc].fn(m, tv) is BLOCKED:  # type: ignore[union-attr]
+                return None
+            n = 0
+            while True:
+                pc = m.v[base]
+                st = steps[pc] if pc != DONE_PC else None
+                if st is None or not st.local:
+                    break
+                pcs.append(pc)
+                st.fn(m, tv)
+                n += 1
+                if n > LOCAL_CHAIN_LIMIT:
+                    raise RuntimeError(f"model loops in local steps at {st.func}.{st.label}")
+        except icontract.ViolationError as e:
+            first = str(e).strip().splitlines()[0]
+            raise Violation("contract", first) from e
+        return m.freeze(), Move(t, False, pcs, m.events)
+
+    def run_flush(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
+        """The flush IPI proc_tlbshootdown queued for thread t's core lands."""
+        off = self.layout.flush.get(t)
+        if off is None or not state[off]:
+            return None
+        m = Machine(self.layout, state)
+        m.flush_tlb(t)
+        m.set_flush_pending(t, False)
+        return m.freeze(), Move(t, True, [], ["tlbflush() on this core"])
+
+    def successors(self, state: tuple[int, ...]):
+        """Yield (Move, next state or None, Violation or None), in fixed order."""
+        for t in range(self.nthreads):
+            try:
+                r = self.run_thread(state, t)
+            except Violation as v:
+                pc = state[self.layout.thread0[t]]
+                yield Move(t, False, [pc], []), None, v
+                continue
+            if r is not None:
+                yield r[1], r[0], None
+        for t in self.layout.flush:
+            r = self.run_flush(state, t)
+            if r is not None:
+                yield r[1], r[0], None
+
+    def finished(self, state: tuple[int, ...]) -> bool:
+        return all(state[b] == DONE_PC for b in self.layout.thread0)
+
+    # -- the search -----------------------------------------------------------------
+    def explore(
+        self,
+        max_states: int | None = None,
+        max_seconds: float | None = None,
+        progress: bool = True,
+    ) -> Outcome:
+        start = time.monotonic()
+        init = initial_state(self.layout)
+        index: dict[tuple[int, ...], int] = {init: 0}
+        states: list[tuple[int, ...]] = [init]
+        parent = array("q", [-1])
+        actor = array("h", [0])  # thread, or -(t + 1) for a flush on t's core
+        depth = array("i", [0])
+        transitions = 0
+        last_report = start
+        head = 0
+
+        def outcome(verdict: str, **kw) -> Outcome:
+            return Outcome(
+                verdict,
+                len(states),
+                transitions,
+                time.monotonic() - start,
+                depth[len(depth) - 1] if len(depth) else 0,
+                **kw,
+            )
+
+        v0 = check_state(self.layout, init)
+        if v0 is not None:
+            return outcome("violation", invariant=v0.invariant, message=v0.message,
+                           path=self._path(states, parent, actor, 0))
+        while head < len(states):
+            s = states[head]
+            moved = False
+            for move, nxt, viol in self.successors(s):
+                transitions += 1
+                moved = True
+                if viol is not None:
+                    return outcome(
+                        "violation",
+                        invariant=viol.invariant,
+                        message=viol.message,
+                        path=self._path(states, parent, actor, head),
+                        final=(None, move),
+                    )
+                assert nxt is not None
+                if nxt in index:
+                    continue
+                n = len(states)
+                index[nxt] = n
+                states.append(nxt)
+                parent.append(head)
+                actor.append(-(move.actor + 1) if move.flush else move.actor)
+                depth.append(depth[head] + 1)
+                bad = check_state(self.layout, nxt)
+                if bad is not None:
+                    return outcome(
+                        "violation",
+                        invariant=bad.invariant,
+                        message=bad.message,
+                        path=self._path(states, parent, actor, n),
+                    )
+            if not moved and not self.finished(s):
+                return outcome(
+                    "violation",
+                    invariant="deadlock",
+                    message="some thread is unfinished and none can step",
+                    path=self._path(states, parent, actor, head),
+                )
+            head += 1
+            if max_states is not None and len(states) >= max_states and head < len(states):
+                return outcome("incomplete", limit=f"--max-states {max_states}")
+            now = time.monotonic()
+            if max_seconds is not None and now - start > max_seconds and head < len(states):
+                return outcome("incomplete", limit=f"--max-seconds {max_seconds:g}")
+            if progress and now - last_report > 2.0:
+                last_report = now
+                el = now - start
+                print(
+                    f"  {len(states):,} states, {len(states) / el:,.0f} states/s, "
+                    f"depth {depth[head - 1]}, frontier {len(states) - head:,}",
+                    file=sys.stderr,
+                )
+        return outcome("pass")
+
+    def _path(self, states, parent, actor, n: int) -> list[tuple[tuple[int, ...], Move | None]]:
+        """The shortest path to state n: (state, the move that left it)."""
+        chain = []
+        while n >= 0:
+            chain.append(n)
+            n = parent[n]
+        chain.reverse()
+        path: list[tuple[tuple[int, ...], Move | None]] = []
+        for a, b in itertools.pairwise(chain):
+            act = actor[b]
+            s = states[a]
+            r = self.run_flush(s, -act - 1) if act < 0 else self.run_thread(s, act)
+            assert r is not None and r[0] == states[b], "trace replay diverged"
+            path.append((s, r[1]))
+        path.append((states[chain[-1]], None))
+        return path

@@ -1,0 +1,307 @@
+"""Page-map operations of kern/src/pagemap.c (seed): pm_find_page,
+pm_insert_page, pm_put_page, pm_load_page, pm_remove_vmr.
+
+A slot reference is counted in the slot word's refcount; the ghost register
+``holds`` (slot index + 1) records which slot a thread holds a reference
+through, updated in the same step as the word, so that the invariant
+``refcount-accurate`` can compare the two in every state.
+"""
+
+from __future__ import annotations
+
+from pagemap.alloc import page_alloc, page_decref
+from pagemap.machine import BLOCKED, CODE, TSLOT_POISON, Machine, ThreadView, Violation
+from pagemap.pageflags import PG_BUFFER, PG_LOCKED, PG_PAGEMAP, PG_UPTODATE
+from pagemap.radix import EEXIST
+from pagemap.sync import spin_trylock, spin_unlock_check
+
+
+def pm_lock(m: Machine, t: ThreadView) -> bool:
+    """spin_lock(&pm->pm_lock); False while another thread holds it."""
+    new = spin_trylock(m.get("pm_lock"), t)
+    if new is None:
+        return False
+    m.set("pm_lock", new)
+    return True
+
+
+def pm_unlock(m: Machine, t: ThreadView) -> None:
+    spin_unlock_check(m.get("pm_lock"), t, "pm_lock")
+    m.set("pm_lock", 0)
+
+
+# -- pm_find_page ------------------------------------------------------------------
+
+CODE.function("pm_find_page", ("find_index", "find_old", "find_page"))
+
+
+@CODE.step("pm_find_page", "lock", "spin_lock(&pm->pm_lock)")
+def find_lock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    t.goto("pm_find_page.read")
+    return None
+
+
+@CODE.step(
+    "pm_find_page", "read", "tree_slot = radix_lookup_slot(); old_slot_val = ACCESS_ONCE(*tree_slot)"
+)
+def find_read(m: Machine, t: ThreadView) -> object:
+    i = t["find_index"]
+    # The tree's shape changes only under pm_lock, which we hold: the lookup
+    # is local; the read of the word races pm_put_page.
+    if not m.c.radix_has_leaf(m.get("radix_depth"), i):
+        t.goto("pm_find_page.unlock")
+        return None
+    old = m.slot(i)
+    page = m.c.pm_slot_get_page(old, m.bits)
+    if page is None:
+        t.goto("pm_find_page.unlock")
+        return None
+    t["find_old"] = old
+    t["find_page"] = page
+    t.goto("pm_find_page.cas")
+    return None
+
+
+@CODE.step(
+    "pm_find_page",
+    "cas",
+    "atomic_cas_ptr(tree_slot, old, inc_refcnt(clear_removal(old))); retry on failure",
+)
+def find_cas(m: Machine, t: ThreadView) -> object:
+    i, old = t["find_index"], t["find_old"]
+    if m.slot(i) != old:
+        t["find_old"] = 0
+        t["find_page"] = 0
+        t.goto("pm_find_page.read")
+        return None
+    new = m.c.pm_slot_inc_refcnt(m.c.pm_slot_clear_removal(old, m.bits), m.bits)
+    m.set_slot(i, new)
+    t["holds"] = i + 1
+    page = t["find_page"]
+    m.touch(page, "pm_find_page")
+    if m.pg(page, "tslot") != i + 1:
+        raise Violation("kernel-assert", "pm_find_page: page->pg_tree_slot != tree_slot")
+    t.goto("pm_find_page.unlock")
+    return None
+
+
+@CODE.step("pm_find_page", "unlock", "spin_unlock(&pm->pm_lock); return page")
+def find_unlock(m: Machine, t: ThreadView) -> object:
+    pm_unlock(m, t)
+    t.ret("pm_find_page", t["find_page"])
+    return None
+
+
+# -- pm_insert_page ------------------------------------------------------------------
+
+CODE.function("pm_insert_page", ("ins_index", "ins_page"))
+
+
+@CODE.step("pm_insert_page", "lock", "spin_lock(&pm->pm_lock)")
+def insert_lock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    t.goto("pm_insert_page.insert")
+    return None
+
+
+@CODE.step(
+    "pm_insert_page",
+    "insert",
+    "pg_index = index; pg_tree_slot = poison; radix_insert(slot_val = set_page(inc_refcnt(0)))",
+)
+def insert_insert(m: Machine, t: ThreadView) -> object:
+    i, page = t["ins_index"], t["ins_page"]
+    # The page is still private to us: its field writes are local.
+    m.set_pg(page, "index", i)
+    m.set_pg(page, "tslot", TSLOT_POISON)
+    slot_val = m.c.pm_slot_set_page(m.c.pm_slot_inc_refcnt(0, m.bits), page, m.bits)
+    m.set("radix_depth", 1)  # radix_insert grows the tree to one leaf
+    if m.slot(i) != 0:
+        pm_unlock(m, t)
+        t.ret("pm_insert_page", EEXIST)
+        return None
+    m.set_slot(i, slot_val)
+    t["holds"] = i + 1
+    t.goto("pm_insert_page.unlock")
+    return None
+
+
+@CODE.step(
+    "pm_insert_page",
+    "unlock",
+    "page->pg_tree_slot = tree_slot; pm_num_pages++; spin_unlock(&pm->pm_lock)",
+)
+def insert_unlock(m: Machine, t: ThreadView) -> object:
+    # pg_tree_slot is read by pm_find_page (under pm_lock, which we hold) and
+    # by pm_put_page of a holder (we hold the only reference): local writes.
+    i, page = t["ins_index"], t["ins_page"]
+    m.set_pg(page, "tslot", i + 1)
+    m.set("pm_num_pages", m.get("pm_num_pages") + 1)
+    pm_unlock(m, t)
+    t.ret("pm_insert_page", 0)
+    return None
+
+
+# -- pm_put_page ---------------------------------------------------------------------
+
+CODE.function("pm_put_page", ("put_page",))
+
+
+def put_slot_ref(m: Machine, t: ThreadView, page: int) -> None:
+    """pm_put_page's body: assert(pg_tree_slot); atomic_add(slot, -(1 << shift))."""
+    m.touch(page, "pm_put_page")
+    ts = m.pg(page, "tslot")
+    if ts == 0:
+        raise Violation("kernel-assert", f"pm_put_page: page {page} has no pg_tree_slot")
+    if ts == TSLOT_POISON:
+        raise Violation("kernel-assert", f"pm_put_page: page {page}'s pg_tree_slot is poison")
+    i = ts - 1
+    m.set_slot(i, m.c.pm_slot_dec_refcnt(m.slot(i), m.bits))
+    if t["holds"] != i + 1:
+        raise Violation("refcount-accurate", f"pm_put_page on slot {i} without holding a ref")
+    t["holds"] = 0
+
+
+@CODE.step("pm_put_page", "add", "atomic_add(page->pg_tree_slot, -(1UL << PM_REFCNT_SHIFT))")
+def put_add(m: Machine, t: ThreadView) -> object:
+    put_slot_ref(m, t, t["put_page"])
+    t.ret("pm_put_page")
+    return None
+
+
+# -- pm_load_page ---------------------------------------------------------------------
+
+CODE.function("pm_load_page", ("load_index", "load_page"))
+
+
+@CODE.step("pm_load_page", "find", "page = pm_find_page(pm, index)", local=True)
+def load_find(m: Machine, t: ThreadView) -> object:
+    t.call("pm_find_page.lock", "pm_load_page.found", find_index=t["load_index"])
+    return None
+
+
+@CODE.step("pm_load_page", "found", "while (!page): try to insert a new page", local=True)
+def load_found(m: Machine, t: ThreadView) -> object:
+    page = t["rv"]
+    t["rv"] = 0
+    if page:
+        t["load_page"] = page
+        t.goto("pm_load_page.check_uptodate")
+    else:
+        t.goto("pm_load_page.alloc")
+    return None
+
+
+@CODE.step(
+    "pm_load_page",
+    "alloc",
+    "kpage_alloc(&page); pg_flags = LOCKED|BUFFER|PAGEMAP; pg_sem.nr_signals = 0",
+)
+def load_alloc(m: Machine, t: ThreadView) -> object:
+    page = page_alloc(m, zero=False, what="kpage_alloc")
+    m.set_pg(page, "flags", PG_LOCKED | PG_BUFFER | PG_PAGEMAP)
+    m.set_pg(page, "sem", 0)
+    t["load_page"] = page
+    t.call("pm_insert_page.lock", "pm_load_page.inserted", ins_index=t["load_index"], ins_page=page)
+    return None
+
+
+@CODE.step("pm_load_page", "inserted", "switch (pm_insert_page(...)): 0 or -EEXIST", local=True)
+def load_inserted(m: Machine, t: ThreadView) -> object:
+    err = t["rv"]
+    t["rv"] = 0
+    if err == 0:
+        t.goto("pm_load_page.readpage")
+    elif err == EEXIST:
+        t.goto("pm_load_page.eexist")
+    else:
+        raise Violation("kernel-assert", f"pm_insert_page returned {err}")
+    return None
+
+
+@CODE.step("pm_load_page", "eexist", "-EEXIST: page_decref(page); page = pm_find_page()")
+def load_eexist(m: Machine, t: ThreadView) -> object:
+    page_decref(m, t["load_page"], "pm_load_page")
+    t["load_page"] = 0
+    t.call("pm_find_page.lock", "pm_load_page.found", find_index=t["load_index"])
+    return None
+
+
+@CODE.step(
+    "pm_load_page",
+    "check_uptodate",
+    "assert(refcnt(*pg_tree_slot)); if (pg_flags & PG_UPTODATE) return page",
+)
+def load_check_uptodate(m: Machine, t: ThreadView) -> object:
+    page = t["load_page"]
+    m.touch(page, "pm_load_page")
+    # The assert reads the slot we hold a reference through: it cannot drop to
+    # 0 under us, so reading it in the same step as the flags loses nothing.
+    ts = m.pg(page, "tslot")
+    if ts <= 0 or m.c.pm_slot_check_refcnt(m.slot(ts - 1), m.bits) == 0:
+        raise Violation("kernel-assert", "pm_load_page: assert(pm_slot_check_refcnt(...))")
+    if m.pg(page, "flags") & PG_UPTODATE:
+        t.ret("pm_load_page", page)
+        return None
+    t.call("lock_page.sem_down", "pm_load_page.recheck", lp_page=page)
+    return None
+
+
+@CODE.step("pm_load_page", "recheck", "after lock_page: if (pg_flags & PG_UPTODATE) unlock, return")
+def load_recheck(m: Machine, t: ThreadView) -> object:
+    page = t["load_page"]
+    m.touch(page, "pm_load_page")
+    if m.pg(page, "flags") & PG_UPTODATE:
+        t.call("unlock_page.clear_locked", "pm_load_page.done", ul_page=page)
+    else:
+        t.goto("pm_load_page.readpage")
+    return None
+
+
+@CODE.step(
+    "pm_load_page", "readpage", "pm->pm_op->readpage(pm, page): copy the store, set PG_UPTODATE"
+)
+def load_readpage(m: Machine, t: ThreadView) -> object:
+    # The ideal file system of DESIGN §4.  We hold the page lock, so nobody
+    # else fills or writes the frame; a reader that sees PG_UPTODATE sees data.
+    page, i = t["load_page"], t["load_index"]
+    m.touch(page, "readpage")
+    m.set_pg(page, "data", m.store(i))
+    flags = m.pg(page, "flags") | PG_UPTODATE
+    m.set_pg(page, "flags", flags)
+    if not flags & PG_UPTODATE:  # assert(PG_UPTODATE) after readpage
+        raise Violation("kernel-assert", "pm_load_page: page not up to date after readpage")
+    t.call("unlock_page.clear_locked", "pm_load_page.done", ul_page=page)
+    return None
+
+
+@CODE.step("pm_load_page", "done", "*pp = page; return 0", local=True)
+def load_done(m: Machine, t: ThreadView) -> object:
+    t.ret("pm_load_page", t["load_page"])
+    return None
+
+
+# -- pm_remove_vmr (from destroy_vmr) ---------------------------------------------------
+
+CODE.function("pm_remove_vmr", ("rmv_vmr",))
+
+
+@CODE.step("pm_remove_vmr", "lock", "spin_lock(&pm->pm_lock)")
+def remove_vmr_lock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    t.goto("pm_remove_vmr.unlink")
+    return None
+
+
+@CODE.step("pm_remove_vmr", "unlink", "TAILQ_REMOVE(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
+def remove_vmr_unlink(m: Machine, t: ThreadView) -> object:
+    # The list is read only under pm_lock, which we hold: the unlink is
+    # invisible until the unlock, so the two are one step.
+    m.set_on_pm(t["rmv_vmr"], False)
+    pm_unlock(m, t)
+    t.ret("pm_remove_vmr")
+    return None

@@ -1,0 +1,628 @@
+"""pm_remove_contig (kern/src/pagemap.c, new in the seed), phase by phase.
+
+    swap      atomic_swap(&pm->pm_removal, 1): one remover per page map
+    mark      for each index: if the slot's count is 0, CAS in the removal
+              flag, then set PG_REMOVAL (skipping MAP_LOCKED VMRs' ranges)
+    pass 2    for each VMR: PTEs of marked pages lose PTE_P (under pte_lock);
+              processes batched (PTR_ARR_LEN) for proc_tlbshootdown
+    pass 3    for each VMR: fold PTE_D into PG_DIRTY (writable VMRs), zero PTE
+    dirty     for each index still marked: collect PG_DIRTY pages, clear
+              PG_DIRTY, drop pm_lock, writepage each, retake pm_lock, and
+              restart where the batch filled up
+    final     for each index still marked: CAS the slot to set_page(NULL),
+              zero pg_flags, page_decref, radix_delete; pm_num_pages -= n
+
+Registers hold the C locals; ``rm_store`` is ptr_store[] (procs, then pages)
+packed base 64, ``rm_n`` is ptr_free_idx.
+"""
+
+from __future__ import annotations
+
+from pagemap.alloc import page_decref
+from pagemap.hardware import proc_tlbshootdown, shootdown_pending
+from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
+from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PTE_D, PTE_P, pte2ppn
+from pagemap.pm import pm_lock, pm_unlock
+from pagemap.sync import spin_trylock, spin_unlock_check
+from pagemap.vmr import MAP_LOCKED, PROT_WRITE
+
+CODE.function(
+    "pm_remove_contig",
+    (
+        "rm_index", "rm_nr", "rm_i", "rm_old", "rm_new", "rm_page", "rm_pinned",
+        "rm_vmr", "rm_k", "rm_kend", "rm_pte", "rm_store", "rm_n", "rm_j", "rm_removed",
+        "rm_after",
+    ),
+)
+
+DIGIT = 64  # ptr_store packing base: procs are p + 1, pages are their ppn
+
+
+def store_get(t: ThreadView, j: int) -> int:
+    return (t["rm_store"] // DIGIT**j) % DIGIT
+
+
+def store_push(t: ThreadView, item: int) -> None:
+    assert 0 < item < DIGIT
+    t["rm_store"] += item * DIGIT ** t["rm_n"]
+    t["rm_n"] += 1
+
+
+def _end(t: ThreadView) -> int:
+    return t["rm_index"] + t["rm_nr"]
+
+
+def _slot_page(m: Machine, i: int) -> tuple[int, int | None]:
+    """radix_lookup_slot (local: the tree's shape changes only under pm_lock,
+    which the remover holds) and the word it reads, decoded."""
+    if not m.c.radix_has_leaf(m.get("radix_depth"), i):
+        return 0, None
+    w = m.slot(i)
+    return w, m.c.pm_slot_get_page(w, m.bits)
+
+
+def _marked(m: Machine, page: int) -> bool:
+    """atomic_read(&page->pg_flags) & PG_REMOVAL.  Only the remover sets or
+    clears PG_REMOVAL on a page-map page, so this read cannot race."""
+    m.touch(page, "pm_remove_contig reads pg_flags")
+    return bool(m.pg(page, "flags") & PG_REMOVAL)
+
+
+# -- entry and the one-remover swap --------------------------------------------------
+
+
+@CODE.step("pm_remove_contig", "swap", "if (!nr_pgs) return 0; atomic_swap(&pm->pm_removal, 1)")
+def rm_swap(m: Machine, t: ThreadView) -> object:
+    if t["rm_nr"] == 0:
+        t.ret("pm_remove_contig", 0)
+        return None
+    old = m.get("pm_removal")
+    m.set("pm_removal", 1)
+    if old:
+        m.note("another remover is running: return 0")
+        t.ret("pm_remove_contig", 0)
+        return None
+    t.goto("pm_remove_contig.lock")
+    return None
+
+
+@CODE.step(
+    "pm_remove_contig",
+    "lock",
+    "spin_lock(&pm->pm_lock); look for MAP_LOCKED VMRs on pm_vmrs",
+)
+def rm_lock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    # The VMR list is stable under pm_lock and VMR flags do not change in a
+    # run: the scan is local.
+    t["rm_pinned"] = int(
+        any(m.on_pm(v) and vmr.vm_flags & MAP_LOCKED for v, vmr in enumerate(m.cfg.vmrs))
+    )
+    t["rm_i"] = t["rm_index"]
+    t.goto("pm_remove_contig.mark_read")
+    return None
+
+
+# -- mark ------------------------------------------------------------------------------
+
+
+def _mark_next(m: Machine, t: ThreadView, i: int) -> None:
+    t["rm_old"] = t["rm_new"] = t["rm_page"] = 0
+    t["rm_i"] = i + 1
+    t.goto("pm_remove_contig.mark_read")
+
+
+def _pinned_end(m: Machine, t: ThreadView, i: int) -> int | None:
+    """The pinned-VMR skip: vmr_get_end_idx of a MAP_LOCKED VMR mapping i."""
+    if not t["rm_pinned"]:
+        return None
+    for v, vmr in enumerate(m.cfg.vmrs):
+        if m.on_pm(v) and vmr.vm_flags & MAP_LOCKED and m.c.vmr_has_page_idx(vmr, i):
+            return m.c.vmr_get_end_idx(vmr)
+    return None
+
+
+@CODE.step(
+    "pm_remove_contig",
+    "mark_read",
+    "mark: skip pinned; old_slot_val = ACCESS_ONCE(*tree_slot); skip if no page or refcnt",
+)
+def rm_mark_read(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    while i < _end(t):
+        pe = _pinned_end(m, t, i)
+        if pe is None:
+            break
+        i = pe  # i = vmr_get_end_idx(vmr) - 1; the loop's i++
+    if i >= _end(t):
+        t["rm_i"] = 0
+        t["rm_vmr"] = 0
+        t.goto("pm_remove_contig.p2_vmr")
+        return None
+    old, page = _slot_page(m, i)
+    if page is None or m.c.pm_slot_check_refcnt(old, m.bits):
+        _mark_next(m, t, i)
+        return None
+    t["rm_i"] = i
+    t["rm_old"] = old
+    t["rm_new"] = m.c.pm_slot_set_removal(old, m.bits)
+    t["rm_page"] = page
+    t.goto("pm_remove_contig.mark_cas")
+    return None
+
+
+@CODE.step("pm_remove_contig", "mark_cas", "atomic_cas_ptr(tree_slot, old, set_removal(old))")
+def rm_mark_cas(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    if m.slot(i) != t["rm_old"]:
+        _mark_next(m, t, i)
+        return None
+    m.set_slot(i, t["rm_new"])
+    t.goto("pm_remove_contig.mark_page")
+    return None
+
+
+@CODE.step("pm_remove_contig", "mark_page", "atomic_or(&page->pg_flags, PG_REMOVAL)")
+def rm_mark_page(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig marks")
+    m.set_pg(page, "flags", m.pg(page, "flags") | PG_REMOVAL)
+    _mark_next(m, t, t["rm_i"])
+    return None
+
+
+# -- the VMR passes -----------------------------------------------------------------------
+
+
+def _vmr_range(m: Machine, t: ThreadView, v: int) -> tuple[int, int] | None:
+    """Which PTEs of VMR v a pass visits, as VMR page offsets [k0, k1), or None.
+
+    Seed: only VMRs that map ``index`` itself (vmr_has_page_idx(vmr, index)),
+    from there for nr_pgs pages (vmr_for_each).  Fix removal-vmr-overlap:
+    every VMR overlapping [index, index + nr_pgs), over the overlap."""
+    vmr = m.cfg.vmrs[v]
+    if not m.on_pm(v) or vmr.vm_flags & MAP_LOCKED:
+        return None
+    index, end = t["rm_index"], _end(t)
+    if m.cfg.fix("removal-vmr-overlap"):
+        lo, hi = max(index, vmr.first_idx), min(end, vmr.first_idx + vmr.npages)
+        if lo >= hi:
+            return None
+        return lo - vmr.first_idx, hi - vmr.first_idx
+    if not m.c.vmr_has_page_idx(vmr, index):
+        return None
+    k0 = index - vmr.first_idx
+    return k0, min(vmr.npages, k0 + t["rm_nr"])
+
+
+def _next_vmr(m: Machine, t: ThreadView, start: int, found: str, done: str) -> None:
+    """TAILQ_FOREACH(vmr_i, &pm->pm_vmrs): advance to the next VMR a pass visits."""
+    for v in range(start, len(m.cfg.vmrs)):
+        r = _vmr_range(m, t, v)
+        if r is not None:
+            t["rm_vmr"], (t["rm_k"], t["rm_kend"]) = v, r
+            t.goto(found)
+            return
+    t["rm_vmr"] = t["rm_k"] = t["rm_kend"] = 0
+    t.goto(done)
+
+
+def _pte_lock(m: Machine, t: ThreadView) -> bool:
+    p = m.cfg.vmrs[t["rm_vmr"]].proc
+    new = spin_trylock(m.proc_lock(p, "pte_lock"), t)
+    if new is None:
+        return False
+    m.set_proc_lock(p, "pte_lock", new)
+    return True
+
+
+def _pte_unlock(m: Machine, t: ThreadView) -> None:
+    p = m.cfg.vmrs[t["rm_vmr"]].proc
+    spin_unlock_check(m.proc_lock(p, "pte_lock"), t, "pte_lock")
+    m.set_proc_lock(p, "pte_lock", 0)
+
+
+def _next_pte(t: ThreadView, here: str, after: str) -> None:
+    t["rm_pte"] = 0
+    if t["rm_k"] + 1 < t["rm_kend"]:
+        t["rm_k"] += 1
+        t.goto(here)
+    else:
+        t.goto(after)
+
+
+@CODE.step("pm_remove_contig", "p2_vmr", "pass 2: next VMR (skip MAP_LOCKED, !has_page_idx)",
+           local=True)
+def rm_p2_vmr(m: Machine, t: ThreadView) -> object:
+    _next_vmr(m, t, t["rm_vmr"], "pm_remove_contig.p2_lock", "pm_remove_contig.p2_done")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_lock", "spin_lock(&vmr_i->vm_proc->pte_lock)")
+def rm_p2_lock(m: Machine, t: ThreadView) -> object:
+    if not _pte_lock(m, t):
+        return BLOCKED
+    t.goto("pm_remove_contig.p2_read")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_read",
+           "__pm_mark_not_present: if PAGE_PRESENT(*pte) && PG_REMOVAL ...")
+def rm_p2_read(m: Machine, t: ThreadView) -> object:
+    v, k = t["rm_vmr"], t["rm_k"]
+    pte = m.pte(v, k)
+    if pte & PTE_P and _marked(m, pte2ppn(pte)):
+        if m.cfg.fix("atomic-pte-update"):
+            m.set_pte(v, k, pte & ~PTE_P)  # atomic_and
+        else:
+            t["rm_pte"] = pte
+            t.goto("pm_remove_contig.p2_write")
+            return None
+    _next_pte(t, "pm_remove_contig.p2_read", "pm_remove_contig.p2_unlock")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_write", "__pm_mark_not_present: *pte &= ~PTE_P (store)")
+def rm_p2_write(m: Machine, t: ThreadView) -> object:
+    m.set_pte(t["rm_vmr"], t["rm_k"], t["rm_pte"] & ~PTE_P)
+    _next_pte(t, "pm_remove_contig.p2_read", "pm_remove_contig.p2_unlock")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_unlock",
+           "spin_unlock(pte_lock); batch vm_proc into ptr_store (shootdown when full)")
+def rm_p2_unlock(m: Machine, t: ThreadView) -> object:
+    _pte_unlock(m, t)
+    proc = m.cfg.vmrs[t["rm_vmr"]].proc + 1
+    t["rm_vmr"] += 1
+    if any(store_get(t, j) == proc for j in range(t["rm_n"])):
+        t.goto("pm_remove_contig.p2_vmr")
+        return None
+    t["rm_after"] = proc  # pushed once the batch has room
+    if t["rm_n"] == m.cfg.ptr_arr_len:
+        t.call("shootdown_and_reset.send", "pm_remove_contig.p2_push")
+    else:
+        t.goto("pm_remove_contig.p2_push")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_push", "ptr_store[ptr_free_idx++] = vmr_i->vm_proc",
+           local=True)
+def rm_p2_push(m: Machine, t: ThreadView) -> object:
+    store_push(t, t["rm_after"])
+    t["rm_after"] = 0
+    t.goto("pm_remove_contig.p2_vmr")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p2_done", "shootdown_and_reset_ptrstore(ptr_store)", local=True)
+def rm_p2_done(m: Machine, t: ThreadView) -> object:
+    t.call("shootdown_and_reset.send", "pm_remove_contig.p3_start")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_start", "pass 3 over pm_vmrs", local=True)
+def rm_p3_start(m: Machine, t: ThreadView) -> object:
+    t["rm_vmr"] = 0
+    t.goto("pm_remove_contig.p3_vmr")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_vmr", "pass 3: next VMR (skip MAP_LOCKED, !has_page_idx)",
+           local=True)
+def rm_p3_vmr(m: Machine, t: ThreadView) -> object:
+    _next_vmr(m, t, t["rm_vmr"], "pm_remove_contig.p3_lock", "pm_remove_contig.dirty_start")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_lock", "spin_lock(&vmr_i->vm_proc->pte_lock)")
+def rm_p3_lock(m: Machine, t: ThreadView) -> object:
+    if not _pte_lock(m, t):
+        return BLOCKED
+    t.goto("pm_remove_contig.p3_read")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_read",
+           "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: if (*pte) && PG_REMOVAL ...")
+def rm_p3_read(m: Machine, t: ThreadView) -> object:
+    v, k = t["rm_vmr"], t["rm_k"]
+    pte = m.pte(v, k)
+    if pte == 0 or not _marked(m, pte2ppn(pte)):
+        _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+        return None
+    if m.cfg.fix("atomic-pte-update"):
+        pte = m.pte(v, k)
+        m.set_pte(v, k, 0)  # xchg(pte, 0): a D bit set since is returned too
+        t["rm_pte"] = pte
+        writable = m.cfg.vmrs[v].vm_prot & PROT_WRITE
+        if writable and pte & PTE_D:
+            t.goto("pm_remove_contig.p3_dirty")
+        else:
+            _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+        return None
+    t["rm_pte"] = pte
+    if m.cfg.vmrs[v].vm_prot & PROT_WRITE and pte & PTE_D:
+        t.goto("pm_remove_contig.p3_dirty")
+    else:
+        t.goto("pm_remove_contig.p3_zero")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_dirty", "if (*pte & PTE_D) atomic_or(&pg_flags, PG_DIRTY)")
+def rm_p3_dirty(m: Machine, t: ThreadView) -> object:
+    page = pte2ppn(t["rm_pte"])
+    m.touch(page, "pm_remove_contig folds PTE_D")
+    m.set_pg(page, "flags", m.pg(page, "flags") | PG_DIRTY)
+    if m.cfg.fix("atomic-pte-update"):
+        _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+    else:
+        t.goto("pm_remove_contig.p3_zero")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_zero", "*pte = 0")
+def rm_p3_zero(m: Machine, t: ThreadView) -> object:
+    m.set_pte(t["rm_vmr"], t["rm_k"], 0)
+    _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+    return None
+
+
+@CODE.step("pm_remove_contig", "p3_unlock", "spin_unlock(&vmr_i->vm_proc->pte_lock)")
+def rm_p3_unlock(m: Machine, t: ThreadView) -> object:
+    _pte_unlock(m, t)
+    t["rm_vmr"] += 1
+    t.goto("pm_remove_contig.p3_vmr")
+    return None
+
+
+# -- the dirty loop and writeback ---------------------------------------------------------
+
+
+@CODE.step("pm_remove_contig", "dirty_start", "i = index; handle_dirty:", local=True)
+def rm_dirty_start(m: Machine, t: ThreadView) -> object:
+    t["rm_i"] = t["rm_index"]
+    t.goto("pm_remove_contig.dirty_read")
+    return None
+
+
+def _dirty_next(t: ThreadView) -> None:
+    t["rm_page"] = 0
+    t["rm_i"] += 1
+    t.goto("pm_remove_contig.dirty_read")
+
+
+@CODE.step("pm_remove_contig", "dirty_read",
+           "handle_dirty: page = pm_slot_get_page(*tree_slot); only PG_REMOVAL pages")
+def rm_dirty_read(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    if i >= _end(t):
+        t.goto("pm_remove_contig.dirty_unlock")
+        return None
+    _, page = _slot_page(m, i)
+    if page is None or not _marked(m, page):
+        _dirty_next(t)
+        return None
+    t["rm_page"] = page
+    t.goto("pm_remove_contig.dirty_recheck")
+    return None
+
+
+@CODE.step("pm_remove_contig", "dirty_recheck", "if (!pm_slot_check_removal(*tree_slot)) ...")
+def rm_dirty_recheck(m: Machine, t: ThreadView) -> object:
+    if m.c.pm_slot_check_removal(m.slot(t["rm_i"]), m.bits):
+        t.goto("pm_remove_contig.dirty_test")
+    else:
+        t.goto("pm_remove_contig.dirty_unmark")
+    return None
+
+
+@CODE.step("pm_remove_contig", "dirty_unmark", "lost the race: atomic_and(~PG_REMOVAL)")
+def rm_dirty_unmark(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig")
+    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_REMOVAL)
+    _dirty_next(t)
+    return None
+
+
+@CODE.step("pm_remove_contig", "dirty_test",
+           "if (pg_flags & PG_DIRTY): full? break; ptr_store[n++] = page")
+def rm_dirty_test(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig")
+    if not m.pg(page, "flags") & PG_DIRTY:
+        _dirty_next(t)
+        return None
+    if t["rm_n"] == m.cfg.ptr_arr_len:
+        t["rm_page"] = 0
+        t.goto("pm_remove_contig.dirty_unlock")  # break; i stays where we left off
+        return None
+    store_push(t, page)
+    t.goto("pm_remove_contig.dirty_clean")
+    return None
+
+
+@CODE.step("pm_remove_contig", "dirty_clean", "atomic_and(&page->pg_flags, ~PG_DIRTY)")
+def rm_dirty_clean(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig")
+    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_DIRTY)
+    _dirty_next(t)
+    return None
+
+
+@CODE.step("pm_remove_contig", "dirty_unlock", "spin_unlock(&pm->pm_lock) for writeback")
+def rm_dirty_unlock(m: Machine, t: ThreadView) -> object:
+    pm_unlock(m, t)
+    t["rm_j"] = 0
+    t.goto("pm_remove_contig.writepage")
+    return None
+
+
+@CODE.step("pm_remove_contig", "writepage", "pm->pm_op->writepage(pm, ptr_store[j])")
+def rm_writepage(m: Machine, t: ThreadView) -> object:
+    j = t["rm_j"]
+    if j >= t["rm_n"]:
+        t["rm_store"] = t["rm_n"] = t["rm_j"] = 0
+        t.goto("pm_remove_contig.relock")
+        return None
+    page = store_get(t, j)
+    # No reference is held on these pages (ptr_store is a plain array).
+    m.touch(page, "writepage")
+    m.set_store(m.pg(page, "index"), m.pg(page, "data"))
+    t["rm_j"] = j + 1
+    return None
+
+
+@CODE.step("pm_remove_contig", "relock", "spin_lock(&pm->pm_lock); if (i < end) goto handle_dirty")
+def rm_relock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    if t["rm_i"] < _end(t):
+        t.goto("pm_remove_contig.dirty_read")
+    else:
+        t["rm_i"] = t["rm_index"]
+        t.goto("pm_remove_contig.final_read")
+    return None
+
+
+# -- final removal ----------------------------------------------------------------------------
+
+
+def _final_next(t: ThreadView) -> None:
+    t["rm_old"] = t["rm_new"] = t["rm_page"] = 0
+    t["rm_i"] += 1
+    t.goto("pm_remove_contig.final_read")
+
+
+@CODE.step("pm_remove_contig", "final_read",
+           "final: old = ACCESS_ONCE(*tree_slot); PG_REMOVAL? slot REMOVAL? refcnt warn")
+def rm_final_read(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    if i >= _end(t):
+        t.goto("pm_remove_contig.final_unlock")
+        return None
+    # The C reads *tree_slot twice (old_slot_val, then for the page); only a
+    # holder's pm_put_page could change the word in between, and it would
+    # change the count, not the page: one read gives the same outcomes.
+    old, page = _slot_page(m, i)
+    if page is None or not _marked(m, page):
+        _final_next(t)
+        return None
+    t["rm_page"] = page
+    if not m.c.pm_slot_check_removal(old, m.bits):
+        t.goto("pm_remove_contig.final_unmark")
+        return None
+    if m.c.pm_slot_check_refcnt(old, m.bits):
+        m.note("warn: Unexpected refcnt in PM remove!")
+    t["rm_old"] = old
+    t["rm_new"] = m.c.pm_slot_set_page_null(old, m.bits)
+    t.goto("pm_remove_contig.final_cas")
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_unmark", "atomic_and(&page->pg_flags, ~PG_REMOVAL)")
+def rm_final_unmark(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig")
+    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_REMOVAL)
+    _final_next(t)
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_cas",
+           "atomic_cas_ptr(tree_slot, old, pm_slot_set_page(old, 0))")
+def rm_final_cas(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    if m.slot(i) != t["rm_old"]:
+        t.goto("pm_remove_contig.final_unmark")
+        return None
+    m.set_slot(i, t["rm_new"])
+    t.goto("pm_remove_contig.final_zero_flags")
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_zero_flags", "atomic_set(&page->pg_flags, 0)")
+def rm_final_zero_flags(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig")
+    m.set_pg(page, "flags", 0)
+    t.goto("pm_remove_contig.final_decref")
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_decref", "page_decref(page); nr_removed++")
+def rm_final_decref(m: Machine, t: ThreadView) -> object:
+    page = t["rm_page"]
+    m.touch(page, "pm_remove_contig frees")
+    index = m.pg(page, "index")
+    if m.pg(page, "data") != m.store(index):
+        raise Violation(
+            "no-lost-write",
+            f"page {page} (file page {index}) freed holding {m.pg(page, 'data')}, "
+            f"backing store has {m.store(index)}",
+        )
+    page_decref(m, page, "pm_remove_contig")
+    t["rm_removed"] += 1
+    t.goto("pm_remove_contig.final_delete")
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_delete", "radix_delete(&pm->pm_tree, i)")
+def rm_final_delete(m: Machine, t: ThreadView) -> object:
+    i = t["rm_i"]
+    if m.slot(i) == 0:
+        m.note("radix_delete: slot already empty (warning)")
+    m.set_slot(i, 0)
+    _final_next(t)
+    return None
+
+
+@CODE.step("pm_remove_contig", "final_unlock",
+           "pm->pm_num_pages -= nr_removed; spin_unlock(&pm->pm_lock)")
+def rm_final_unlock(m: Machine, t: ThreadView) -> object:
+    # pm_num_pages is read and written only under pm_lock: local until the unlock.
+    m.set("pm_num_pages", m.get("pm_num_pages") - t["rm_removed"])
+    pm_unlock(m, t)
+    t.goto("pm_remove_contig.done")
+    return None
+
+
+@CODE.step("pm_remove_contig", "done", "atomic_set(&pm->pm_removal, 0); return nr_removed")
+def rm_done(m: Machine, t: ThreadView) -> object:
+    m.set("pm_removal", 0)
+    t.ret("pm_remove_contig", t["rm_removed"])
+    return None
+
+
+# -- shootdown_and_reset_ptrstore ---------------------------------------------------------------
+
+CODE.function("shootdown_and_reset", ("sd_j",))
+
+
+@CODE.step("shootdown_and_reset", "send", "proc_tlbshootdown(ptr_store[i], 0, 0)")
+def sd_send(m: Machine, t: ThreadView) -> object:
+    j = t["sd_j"]
+    if j >= t["rm_n"]:
+        t["rm_store"] = t["rm_n"] = 0  # *arr_idx = 0
+        t.ret("shootdown_and_reset")
+        return None
+    proc = store_get(t, j) - 1
+    proc_tlbshootdown(m, proc)
+    if m.cfg.fix("removal-shootdown-wait") and m.cfg.shootdown == "async":
+        t.goto("shootdown_and_reset.wait")
+    else:
+        t["sd_j"] = j + 1
+    return None
+
+
+@CODE.step("shootdown_and_reset", "wait", "fix: wait until the target cores have flushed")
+def sd_wait(m: Machine, t: ThreadView) -> object:
+    j = t["sd_j"]
+    if shootdown_pending(m, store_get(t, j) - 1):
+        return BLOCKED
+    t["sd_j"] = j + 1
+    t.goto("shootdown_and_reset.send")
+    return None

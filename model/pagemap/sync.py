@@ -1,0 +1,126 @@
+"""Spinlocks, semaphores, lock_page and unlock_page (kern/src/kthread.c,
+kern/src/page_alloc.c at the commit).
+
+A spinlock word holds 0 when free and ``tid + 1`` when held: acquiring it is
+one step (the xchg that wins), enabled only while the lock is free, so a
+spinning thread simply has no step to take.  A semaphore keeps nr_signals and
+a FIFO of sleepers (encoded in one int, head in the low digit); sem_down and
+sem_up each run under the semaphore's internal spinlock, so each is one step.
+"""
+
+from __future__ import annotations
+
+from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
+from pagemap.pageflags import PG_LOCKED
+
+
+def spin_trylock(word: int, t: ThreadView) -> int | None:
+    """The new lock word if t can take the lock now, else None (it spins)."""
+    if word != 0:
+        if word == t.owner:
+            raise Violation("kernel-assert", "spin_lock of a lock this thread already holds")
+        return None
+    return t.owner
+
+
+def spin_unlock_check(word: int, t: ThreadView, what: str) -> None:
+    if word != t.owner:
+        raise Violation("kernel-assert", f"spin_unlock of {what}, not held by this thread")
+
+
+# -- FIFO of sleepers, one int --------------------------------------------------
+
+
+def _base(m: Machine) -> int:
+    return len(m.cfg.threads) + 1
+
+
+def q_push(m: Machine, q: int, tid: int) -> int:
+    b = _base(m)
+    n, x = 0, q
+    while x:
+        x //= b
+        n += 1
+    return q + (tid + 1) * b**n
+
+
+def q_pop(m: Machine, q: int) -> tuple[int, int]:
+    """(head tid, rest)."""
+    b = _base(m)
+    return q % b - 1, q // b
+
+
+def q_has(m: Machine, q: int, tid: int) -> bool:
+    b = _base(m)
+    while q:
+        if q % b == tid + 1:
+            return True
+        q //= b
+    return False
+
+
+# -- lock_page / unlock_page ------------------------------------------------------
+
+CODE.function("lock_page", ("lp_page",))
+
+
+@CODE.step("lock_page", "sem_down", "sem_down(&page->pg_sem): take a signal or sleep")
+def lock_page_sem_down(m: Machine, t: ThreadView) -> object:
+    page = t["lp_page"]
+    m.touch(page, "lock_page")
+    n = m.pg(page, "sem")
+    m.set_pg(page, "sem", n - 1)
+    if n > 0:
+        t.goto("lock_page.set_locked")
+    else:
+        m.set_pg(page, "semq", q_push(m, m.pg(page, "semq"), t.id))
+        t.goto("lock_page.sleeping")
+    return None
+
+
+@CODE.step("lock_page", "sleeping", "asleep in sem_down until sem_up dequeues us")
+def lock_page_sleeping(m: Machine, t: ThreadView) -> object:
+    if q_has(m, m.pg(t["lp_page"], "semq"), t.id):
+        return BLOCKED
+    t.goto("lock_page.set_locked")
+    return None
+
+
+@CODE.step("lock_page", "set_locked", "assert(!PG_LOCKED); atomic_or(&pg_flags, PG_LOCKED)")
+def lock_page_set_locked(m: Machine, t: ThreadView) -> object:
+    # The assert's read and the OR are one step: only the semaphore's owner
+    # sets or clears PG_LOCKED, so nothing can come between them.
+    page = t["lp_page"]
+    m.touch(page, "lock_page")
+    flags = m.pg(page, "flags")
+    if flags & PG_LOCKED:
+        raise Violation("kernel-assert", f"lock_page: page {page} already PG_LOCKED")
+    m.set_pg(page, "flags", flags | PG_LOCKED)
+    t.ret("lock_page")
+    return None
+
+
+CODE.function("unlock_page", ("ul_page",))
+
+
+@CODE.step("unlock_page", "clear_locked", "atomic_and(&pg_flags, ~PG_LOCKED)")
+def unlock_page_clear(m: Machine, t: ThreadView) -> object:
+    page = t["ul_page"]
+    m.touch(page, "unlock_page")
+    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_LOCKED)
+    t.goto("unlock_page.sem_up")
+    return None
+
+
+@CODE.step("unlock_page", "sem_up", "sem_up(&page->pg_sem): wake the first sleeper")
+def unlock_page_sem_up(m: Machine, t: ThreadView) -> object:
+    page = t["ul_page"]
+    m.touch(page, "unlock_page")
+    n = m.pg(page, "sem")
+    m.set_pg(page, "sem", n + 1)
+    if n < 0:
+        head, rest = q_pop(m, m.pg(page, "semq"))
+        m.set_pg(page, "semq", rest)
+        m.note(f"wakes {m.cfg.threads[head].name}")
+    t.ret("unlock_page")
+    return None
