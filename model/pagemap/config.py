@@ -40,13 +40,21 @@ FIXES: dict[str, str] = {
 VARIANTS = ("seed", "fixed")
 
 
+WITHOUT = "fixed-without-"
+
+
 def resolve_variant(variant: str | list[str] | tuple[str, ...]) -> frozenset[str]:
-    """The set of fixes a variant switches on; raises ValueError when unknown."""
+    """The set of fixes a variant switches on; raises ValueError when unknown.
+
+    "seed": none; "fixed": all; a fix name or a list of them: those;
+    "fixed-without-NAME": all but one, to show that fix is needed."""
     if isinstance(variant, str):
         if variant == "seed":
             return frozenset()
         if variant == "fixed":
             return frozenset(FIXES)
+        if variant.startswith(WITHOUT) and variant[len(WITHOUT):] in FIXES:
+            return frozenset(FIXES) - {variant[len(WITHOUT):]}
         if variant in FIXES:
             return frozenset([variant])
         raise ValueError(f"unknown variant {variant!r} (seed, fixed, or a fix: {', '.join(FIXES)})")
@@ -63,6 +71,9 @@ def variant_name(fixes: frozenset[str]) -> str:
         return "seed"
     if fixes == frozenset(FIXES):
         return "fixed"
+    missing = frozenset(FIXES) - fixes
+    if len(missing) == 1 and len(FIXES) > 2:
+        return WITHOUT + next(iter(missing))
     return "+".join(sorted(fixes))
 
 

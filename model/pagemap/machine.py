@@ -94,12 +94,26 @@ CODE = Code()
 class Layout:
     """Names every position of the state vector for one configuration."""
 
-    def __init__(self, cfg: Config, code: Code, contracts: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        code: Code,
+        contracts: bool = True,
+        replace: dict[str, Callable[[Machine, ThreadView], object]] | None = None,
+    ) -> None:
         from pagemap.codec import make_codec
 
         self.cfg = cfg
         self.code = code
         self.codec = make_codec(contracts)
+        # The step table this run executes: the program's, with any step
+        # replaced by a mutant (pagemap.checker.mutations) for this run only.
+        self.steps: list[Step | None] = list(code.steps)
+        for name, fn in (replace or {}).items():
+            old = self.steps[code.pc(name)]
+            assert old is not None
+            self.steps[old.pc] = Step(old.pc, old.func, old.label, old.c + " [MUTATED]", fn,
+                                      old.local)
         self.names: list[str] = []
         self.off: dict[str, int] = {}
 

@@ -305,3 +305,26 @@ def remove_vmr_unlink(m: Machine, t: ThreadView) -> object:
     pm_unlock(m, t)
     t.ret("pm_remove_vmr")
     return None
+
+
+# -- pm_add_vmr (from mmap, split_vmr, fork) ----------------------------------------------
+
+CODE.function("pm_add_vmr", ("addv_vmr",))
+
+
+@CODE.step("pm_add_vmr", "lock", "spin_lock(&pm->pm_lock)")
+def add_vmr_lock(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    t.goto("pm_add_vmr.link")
+    return None
+
+
+@CODE.step("pm_add_vmr", "link", "TAILQ_INSERT_TAIL(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
+def add_vmr_link(m: Machine, t: ThreadView) -> object:
+    # The model keeps pm_vmrs in declaration order (a membership bit per VMR):
+    # scenarios add every VMR before any thread runs, so that is tail order.
+    m.set_on_pm(t["addv_vmr"], True)
+    pm_unlock(m, t)
+    t.ret("pm_add_vmr")
+    return None

@@ -58,8 +58,8 @@ def initial_value(i: int) -> int:
     return -(i + 1)
 
 
-def build_layout(cfg: Config, contracts: bool = True) -> Layout:
-    layout = Layout(cfg, CODE, contracts)
+def build_layout(cfg: Config, contracts: bool = True, replace: dict | None = None) -> Layout:
+    layout = Layout(cfg, CODE, contracts, replace)
     layout.dispatch = dispatch
     return layout
 

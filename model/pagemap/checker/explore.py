@@ -54,10 +54,21 @@ class Outcome:
 
 
 class Explorer:
-    def __init__(self, cfg: Config, contracts: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        contracts: bool = True,
+        merge_local: bool = True,
+        replace: dict | None = None,
+    ) -> None:
+        """``merge_local``: run a thread's local steps (registers only) at once
+        after the step before them, instead of as points of interleaving.  A
+        local step commutes with every step of every other thread, so merging
+        it changes no verdict (tests/test_reduction.py checks this)."""
         self.cfg = cfg
-        self.layout: Layout = build_layout(cfg, contracts)
+        self.layout: Layout = build_layout(cfg, contracts, replace)
         self.nthreads = len(cfg.threads)
+        self.merge_local = merge_local
 
     # -- one transition ----------------------------------------------------------
     def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
@@ -71,13 +82,13 @@ class Explorer:
             return None
         m = Machine(layout, state)
         tv = m.thread(t)
-        steps = layout.code.steps
+        steps = layout.steps
         pcs = [pc]
         try:
             if steps[pc].fn(m, tv) is BLOCKED:  # type: ignore[union-attr]
                 return None
             n = 0
-            while True:
+            while self.merge_local:
                 pc = m.v[base]
                 st = steps[pc] if pc != DONE_PC else None
                 if st is None or not st.local:

@@ -78,7 +78,7 @@ def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]) -> dict[str, st
 def _describe(layout: Layout, move: Move) -> tuple[str, str]:
     if move.flush:
         return "tlbflush (IPI)", "tlbflush: the IPI from proc_tlbshootdown lands on this core"
-    st = layout.code.steps[move.pcs[0]]
+    st = layout.steps[move.pcs[0]]
     assert st is not None
     return f"{st.func}.{st.label}", f"{st.func}: {st.c}"
 
