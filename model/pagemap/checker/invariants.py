@@ -8,9 +8,16 @@ single state.
 
 from __future__ import annotations
 
+from pagemap.codec import make_codec
 from pagemap.machine import DONE_PC, Layout, Machine, Violation, tlb_ppn
 from pagemap.pageflags import pte2ppn
-from pagemap.slot import pm_slot_check_refcnt, pm_slot_check_removal, pm_slot_get_page
+
+# The invariants are the checker's own judgement, not the model under test:
+# they decode slot words with the undecorated codec (same code, no checks).
+_RAW = make_codec(contracts=False)
+pm_slot_check_refcnt = _RAW.pm_slot_check_refcnt
+pm_slot_check_removal = _RAW.pm_slot_check_removal
+pm_slot_get_page = _RAW.pm_slot_get_page
 
 #: Stable invariant ids (DESIGN §3).  The traceability test checks that each
 #: appears in spec/.
