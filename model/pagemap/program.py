@@ -30,6 +30,9 @@ def dispatch(t: ThreadView) -> None:
     if i >= len(ops):
         t["pc"] = DONE_PC
         if t.proc >= 0:
+            if any(t.m.v[b + k] for (u, v), b in t.m.L.tlb0.items() if u == t.id
+                   for k in range(t.m.cfg.vmrs[v].npages)):
+                t.m.note("last op done: the core leaves the address space, TLB emptied")
             t.m.flush_tlb(t.id)
             t.m.set_flush_pending(t.id, False)
         return

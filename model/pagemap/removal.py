@@ -110,7 +110,18 @@ def rm_lock(m: Machine, t: ThreadView) -> object:
 def _mark_next(m: Machine, t: ThreadView, i: int) -> None:
     t["rm_old"] = t["rm_new"] = t["rm_page"] = 0
     t["rm_i"] = i + 1
-    t.goto("pm_remove_contig.mark_read")
+    if i + 1 >= _end(t):
+        _mark_done(t)
+    else:
+        t.goto("pm_remove_contig.mark_read")
+
+
+def _mark_done(t: ThreadView) -> None:
+    """The mark loop is over: on to pass 2 (the loop test is thread-local, so
+    it joins the last iteration's step)."""
+    t["rm_i"] = 0
+    t["rm_vmr"] = 0
+    t.goto("pm_remove_contig.p2_vmr")
 
 
 def _pinned_end(m: Machine, t: ThreadView, i: int) -> int | None:
@@ -136,9 +147,7 @@ def rm_mark_read(m: Machine, t: ThreadView) -> object:
             break
         i = pe  # i = vmr_get_end_idx(vmr) - 1; the loop's i++
     if i >= _end(t):
-        t["rm_i"] = 0
-        t["rm_vmr"] = 0
-        t.goto("pm_remove_contig.p2_vmr")
+        _mark_done(t)
         return None
     old, page = _slot_page(m, i)
     if page is None or m.c.pm_slot_check_refcnt(old, m.bits):
@@ -281,7 +290,7 @@ def rm_p2_unlock(m: Machine, t: ThreadView) -> object:
         return None
     t["rm_after"] = proc  # pushed once the batch has room
     if t["rm_n"] == m.cfg.ptr_arr_len:
-        t.call("shootdown_and_reset.send", "pm_remove_contig.p2_push")
+        t.call("shootdown_and_reset.enter", "pm_remove_contig.p2_push")
     else:
         t.goto("pm_remove_contig.p2_push")
     return None
@@ -298,7 +307,7 @@ def rm_p2_push(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "p2_done", "shootdown_and_reset_ptrstore(ptr_store)", local=True)
 def rm_p2_done(m: Machine, t: ThreadView) -> object:
-    t.call("shootdown_and_reset.send", "pm_remove_contig.p3_start")
+    t.call("shootdown_and_reset.enter", "pm_remove_contig.p3_start")
     return None
 
 
@@ -390,7 +399,10 @@ def rm_dirty_start(m: Machine, t: ThreadView) -> object:
 def _dirty_next(t: ThreadView) -> None:
     t["rm_page"] = 0
     t["rm_i"] += 1
-    t.goto("pm_remove_contig.dirty_read")
+    if t["rm_i"] >= _end(t):
+        t.goto("pm_remove_contig.dirty_unlock")
+    else:
+        t.goto("pm_remove_contig.dirty_read")
 
 
 @CODE.step("pm_remove_contig", "dirty_read",
@@ -457,7 +469,7 @@ def rm_dirty_clean(m: Machine, t: ThreadView) -> object:
 def rm_dirty_unlock(m: Machine, t: ThreadView) -> object:
     pm_unlock(m, t)
     t["rm_j"] = 0
-    t.goto("pm_remove_contig.writepage")
+    t.goto("pm_remove_contig.writepage" if t["rm_n"] else "pm_remove_contig.relock")
     return None
 
 
@@ -473,6 +485,9 @@ def rm_writepage(m: Machine, t: ThreadView) -> object:
     m.touch(page, "writepage")
     m.set_store(m.pg(page, "index"), m.pg(page, "data"))
     t["rm_j"] = j + 1
+    if j + 1 >= t["rm_n"]:
+        t["rm_store"] = t["rm_n"] = t["rm_j"] = 0
+        t.goto("pm_remove_contig.relock")
     return None
 
 
@@ -494,7 +509,10 @@ def rm_relock(m: Machine, t: ThreadView) -> object:
 def _final_next(t: ThreadView) -> None:
     t["rm_old"] = t["rm_new"] = t["rm_page"] = 0
     t["rm_i"] += 1
-    t.goto("pm_remove_contig.final_read")
+    if t["rm_i"] >= _end(t):
+        t.goto("pm_remove_contig.final_unlock")
+    else:
+        t.goto("pm_remove_contig.final_read")
 
 
 @CODE.step("pm_remove_contig", "final_read",
@@ -602,19 +620,31 @@ def rm_done(m: Machine, t: ThreadView) -> object:
 CODE.function("shootdown_and_reset", ("sd_j",))
 
 
+def _sd_finish(t: ThreadView) -> None:
+    t["rm_store"] = t["rm_n"] = 0  # *arr_idx = 0
+    t.ret("shootdown_and_reset")
+
+
+@CODE.step("shootdown_and_reset", "enter", "for (i = 0; i < *arr_idx; i++)", local=True)
+def sd_enter(m: Machine, t: ThreadView) -> object:
+    if t["rm_n"] == 0:
+        _sd_finish(t)
+    else:
+        t.goto("shootdown_and_reset.send")
+    return None
+
+
 @CODE.step("shootdown_and_reset", "send", "proc_tlbshootdown(ptr_store[i], 0, 0)")
 def sd_send(m: Machine, t: ThreadView) -> object:
     j = t["sd_j"]
-    if j >= t["rm_n"]:
-        t["rm_store"] = t["rm_n"] = 0  # *arr_idx = 0
-        t.ret("shootdown_and_reset")
-        return None
     proc = store_get(t, j) - 1
     proc_tlbshootdown(m, proc)
     if m.cfg.fix("removal-shootdown-wait") and m.cfg.shootdown == "async":
         t.goto("shootdown_and_reset.wait")
-    else:
+    elif j + 1 < t["rm_n"]:
         t["sd_j"] = j + 1
+    else:
+        _sd_finish(t)
     return None
 
 
@@ -623,6 +653,9 @@ def sd_wait(m: Machine, t: ThreadView) -> object:
     j = t["sd_j"]
     if shootdown_pending(m, store_get(t, j) - 1):
         return BLOCKED
-    t["sd_j"] = j + 1
-    t.goto("shootdown_and_reset.send")
+    if j + 1 < t["rm_n"]:
+        t["sd_j"] = j + 1
+        t.goto("shootdown_and_reset.send")
+    else:
+        _sd_finish(t)
     return None

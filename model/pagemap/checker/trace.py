@@ -101,7 +101,7 @@ def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
     return steps
 
 
-def render_table(layout: Layout, steps: list[TraceStep], width: int = 30) -> str:
+def render_table(layout: Layout, steps: list[TraceStep], width: int = 34) -> str:
     """One column per thread, one row per step; changes to the right."""
     names = [t.name for t in layout.cfg.threads]
     col = {n: i for i, n in enumerate(names)}
