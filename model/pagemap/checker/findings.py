@@ -1,0 +1,79 @@
+"""The findings against the 2014 code that the checker reproduces, with the
+scenario and variant that show each alone.  spec/findings.md tells each one
+in prose; tests/test_spec.py runs every entry here and checks spec/ names it.
+
+`python -m pagemap.checker.findings` prints each finding's shortest trace in
+the compact form used in spec/findings.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pagemap.checker.explore import Explorer
+from pagemap.checker.scenario import load
+from pagemap.checker.suite import SCENARIO_DIR
+from pagemap.checker.trace import TraceStep, build
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    title: str
+    fix: str  # the named fix (pagemap.config.FIXES) that repairs it
+    scenario: str  # file name in scenarios/
+    invariant: str  # what the isolated run violates
+
+    @property
+    def path(self) -> Path:
+        return SCENARIO_DIR / self.scenario
+
+    @property
+    def isolated_variant(self) -> str:
+        """Every other fix on: the trace shows this finding and nothing else."""
+        return f"fixed-without-{self.fix}"
+
+
+FINDINGS = (
+    Finding("F1", "Plain read-modify-write of a PTE loses the CPU's dirty bit",
+            "atomic-pte-update", "finding-dirty-bit-rmw.toml", "no-lost-write"),
+    Finding("F2", "The remover reads dirty bits before the TLB shootdown has landed",
+            "removal-shootdown-wait", "finding-async-shootdown.toml", "no-use-after-free"),
+    Finding("F3", "VMRs that map the range but not its first page are skipped",
+            "removal-vmr-overlap", "finding-vmr-inside-range.toml", "no-use-after-free"),
+    Finding("F4", "munmap drops PTE_D of shared pages",
+            "munmap-fold-dirty", "finding-munmap-drops-dirty.toml", "no-lost-write"),
+    Finding("F5", "munmap frees private pages before the TLB shootdown has landed",
+            "munmap-shootdown-wait", "finding-munmap-async-private.toml", "no-use-after-free"),
+)
+
+
+def isolated_trace(f: Finding) -> tuple[list[TraceStep], object]:
+    cfg = load(f.path, f.isolated_variant)
+    ex = Explorer(cfg)
+    out = ex.explore(progress=False)
+    return build(ex.layout, out), out
+
+
+def compact(steps: list[TraceStep]) -> str:
+    """The steps that changed shared state, as a markdown table."""
+    rows = ["| # | thread | step | changed |", "| --- | --- | --- | --- |"]
+    for n, st in enumerate(steps, 1):
+        if not st.changed and not st.notes and not st.violation:
+            continue
+        ch = "; ".join(f"{k}: {v}" for k, v in st.changed.items())
+        ch += "".join(f" ({x})" for x in st.notes)
+        if st.violation:
+            ch += f" **{st.violation}**"
+        ch = ch.strip().replace("|", "\\|")
+        rows.append(f"| {n} | {st.thread} | `{st.where}` | {ch} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    for f in FINDINGS:
+        steps, out = isolated_trace(f)
+        print(f"### {f.id} ({f.isolated_variant}): {out.verdict} {out.invariant}, "  # type: ignore[attr-defined]
+              f"{len(steps)} steps\n")
+        print(compact(steps))
+        print()
