@@ -143,16 +143,16 @@ class Layout:
             add(f"{p.name}.vmr_lock")
             add(f"{p.name}.pte_lock")
         self.vmr_on_pm0 = len(self.names)
-        for v in cfg.vmrs:
-            add(f"{v.name}.on_pm_vmrs")
+        for vmr in cfg.vmrs:
+            add(f"{vmr.name}.on_pm_vmrs")
         self.vmr_alive0 = len(self.names)
-        for v in cfg.vmrs:
-            add(f"{v.name}.alive")
+        for vmr in cfg.vmrs:
+            add(f"{vmr.name}.alive")
         self.pte0: list[int] = []
-        for v in cfg.vmrs:
+        for vmr in cfg.vmrs:
             self.pte0.append(len(self.names))
-            for k in range(v.npages):
-                add(f"{v.name}.pte[{k}]")
+            for k in range(vmr.npages):
+                add(f"{vmr.name}.pte[{k}]")
         # TLBs: one per user thread (its core), entries for its process's VMRs.
         self.tlb0: dict[tuple[int, int], int] = {}
         self.flush: dict[int, int] = {}

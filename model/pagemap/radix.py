@@ -42,6 +42,7 @@ def radix_new(nkeys: int) -> Radix:
 
 
 @icontract.require(lambda depth: depth in (0, 1))
+@icontract.require(lambda key: 0 <= key < RADIX_SLOTS, "scenarios have at most 64 file pages")
 @icontract.ensure(lambda depth, result: result == (depth >= 1))
 def radix_has_leaf(depth: int, key: int) -> bool:
     """Whether radix_lookup_slot(key) finds a leaf: key < 64**depth, depth >= 1."""
@@ -58,7 +59,7 @@ def radix_lookup_slot(t: Radix, key: int) -> int | None:
 
 @icontract.require(lambda t: radix_ok(t))
 @icontract.require(lambda t, key: 0 <= key < len(t.slots))
-@icontract.require(lambda item: item != 0, "the page map never inserts a zero word")
+@icontract.require(lambda item: item > 0, "the page map inserts a non-zero word")
 @icontract.ensure(lambda t, key, result: (result[0] == EEXIST) == (t.slots[key] != 0))
 @icontract.ensure(lambda key, item, result: result[0] != 0 or result[1].slots[key] == item)
 @icontract.ensure(lambda t, result: result[1].depth == 1 and radix_ok(result[1]))

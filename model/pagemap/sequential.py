@@ -36,7 +36,7 @@ from pagemap.word import WORD_SIZES
 
 #: The only thread: a kernel thread with no ops of its own.
 KTHREAD = 0
-#: More steps than any sequential call takes (pm_load_page takes about 12).
+#: More steps than any sequential call takes (pm_load_page takes 14).
 STEP_LIMIT = 200
 MAX_POOL = 62  # as the scenario parser allows
 
@@ -126,7 +126,13 @@ def page_fields(p: int) -> frozenset[str]:
 
 def well_formed(pm: PageMap) -> bool:
     """What holds between calls when one thread uses the map alone."""
-    L, s = pm.layout, pm.state
+    return _well_formed(pm.layout, pm.state)
+
+
+# icontract checks a class invariant around every public method call; the
+# value is immutable, so the answer for a state is computed once.
+@lru_cache(maxsize=1 << 14)
+def _well_formed(L: Layout, s: tuple[int, ...]) -> bool:
     if len(s) != L.size:
         return False
     m = Machine(L, s)
@@ -197,6 +203,8 @@ class PageMap:
         return f"PageMap({self.bits}-bit; {{{slots}}}; free={list(self.free_pages())}; vmrs=[{vmrs}])"
 
     def _pg(self, page: int, field: str) -> int:
+        if not self.is_page(page):
+            raise IndexError(f"no page {page} in a pool of {self.pool_pages}")
         return self.state[self.layout.page_off(page, field)]
 
     # -- read-only accessors ------------------------------------------------------
@@ -222,6 +230,8 @@ class PageMap:
 
     def word(self, i: int) -> int:
         """The slot word of file page i (0 when absent or beyond the tree)."""
+        if not 0 <= i < self.file_pages:
+            raise IndexError(f"no file page {i} in a file of {self.file_pages}")
         return self.state[self.layout.slot0 + i]
 
     def page_at(self, i: int) -> int | None:
@@ -275,6 +285,8 @@ class PageMap:
 
     def store(self, i: int) -> int:
         """The backing store's contents of file page i."""
+        if not 0 <= i < self.file_pages:
+            raise IndexError(f"no file page {i} in a file of {self.file_pages}")
         return self.state[self.layout.store0 + i]
 
     def on_pm_vmrs(self, vmr: VMR) -> bool:
@@ -303,6 +315,8 @@ def _call(pm: PageMap, entry: str, **regs: int) -> tuple[PageMap, int]:
 
 
 # -- pm_init ----------------------------------------------------------------------------
+# icontract checks preconditions from the bottom decorator up: the domain of
+# each argument is the lowest ``require``, so the others may rely on it.
 
 
 def _vmrs_ok(file_pages: int, vmrs: tuple[VMR, ...]) -> bool:
@@ -311,13 +325,13 @@ def _vmrs_ok(file_pages: int, vmrs: tuple[VMR, ...]) -> bool:
     )
 
 
-@icontract.require(lambda word_bits: word_bits in WORD_SIZES)
-@icontract.require(lambda file_pages: 1 <= file_pages <= RADIX_SLOTS, "one radix leaf")
-@icontract.require(lambda pool_pages: 1 <= pool_pages <= MAX_POOL)
 @icontract.require(
     lambda file_pages, vmrs: _vmrs_ok(file_pages, tuple(vmrs)),
     "well-formed VMRs with distinct names, mapping pages of the file",
 )
+@icontract.require(lambda word_bits: word_bits in WORD_SIZES)
+@icontract.require(lambda file_pages: 1 <= file_pages <= RADIX_SLOTS, "one radix leaf")
+@icontract.require(lambda pool_pages: 1 <= pool_pages <= MAX_POOL)
 @icontract.ensure(lambda result: result.pm_num_pages() == 0)
 @icontract.ensure(lambda result: all(result.word(i) == 0 for i in range(result.file_pages)))
 @icontract.ensure(lambda result: len(result.free_pages()) == result.pool_pages)
@@ -367,11 +381,11 @@ def kpage_alloc(pm: PageMap) -> tuple[PageMap, int]:
     return PageMap(pm.layout, m.freeze()), page
 
 
-@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
 @icontract.require(
     lambda pm, page: not pm.contains(page),
     "only the caller's own kref: the map's is dropped by pm_remove_contig alone",
 )
+@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
 @icontract.ensure(lambda pm, page, result: result.kref(page) == pm.kref(page) - 1)
 @icontract.ensure(lambda pm, page, result: _only(pm, result, {f"page{page}.kref"}))
 def page_decref(pm: PageMap, page: int) -> PageMap:
@@ -397,11 +411,11 @@ def _find_ok(pm: PageMap, index: int, result: tuple[PageMap, int | None]) -> boo
     )
 
 
-@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.require(
     lambda pm, index: pm.page_at(index) is None or pm.refcnt(index) < refcnt_max(pm.bits),
     "the 11-bit slot refcount must not overflow (the C does not check)",
 )
+@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.ensure(lambda pm, index, result: result[1] == pm.page_at(index))
 @icontract.ensure(
     lambda pm, index, result: _find_ok(pm, index, result),
@@ -437,11 +451,11 @@ def _insert_ok(pm: PageMap, index: int, page: int, result: tuple[PageMap, int]) 
     )
 
 
-@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.require(
     lambda pm, page: pm.is_page(page) and pm.kref(page) == 1 and not pm.contains(page),
     "a page the caller allocated: its one kref, not in the map",
 )
+@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.ensure(lambda pm, index, result: (result[1] == EEXIST) == (pm.word(index) != 0))
 @icontract.ensure(
     lambda pm, index, page, result: _insert_ok(pm, index, page, result),
@@ -524,12 +538,12 @@ def _load_ok(pm: PageMap, index: int, result: tuple[PageMap, int]) -> bool:
     )
 
 
-@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.require(
     lambda pm, index: _load_runs_alone(pm, index),
     "a cached page is up to date or its lock is free (lock_page would sleep forever); "
     "a missing one finds a free page (else -ENOMEM); the slot count does not overflow",
 )
+@icontract.require(lambda pm, index: 0 <= index < pm.file_pages)
 @icontract.ensure(
     lambda pm, index, result: _load_ok(pm, index, result),
     "the page in the slot, PG_UPTODATE with the file's data, one more slot reference",
@@ -543,9 +557,9 @@ def pm_load_page(pm: PageMap, index: int) -> tuple[PageMap, int]:
 # -- page locks -------------------------------------------------------------------------
 
 
-@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
-@icontract.require(lambda pm, page: pm.sem(page) > 0, "else sem_down sleeps: nobody would wake it")
 @icontract.require(lambda pm, page: not pm.flags(page) & PG_LOCKED, "lock_page's assert")
+@icontract.require(lambda pm, page: pm.sem(page) > 0, "else sem_down sleeps: nobody would wake it")
+@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
 @icontract.ensure(
     lambda pm, page, result: result.flags(page) == pm.flags(page) | PG_LOCKED
     and result.sem(page) == pm.sem(page) - 1
@@ -557,11 +571,11 @@ def lock_page(pm: PageMap, page: int) -> PageMap:
     return new
 
 
-@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
 @icontract.require(
     lambda pm, page: pm.sem(page) == 0,
     "the caller holds the page lock: lock_page, or a fresh page (__page_init's count 0)",
 )
+@icontract.require(lambda pm, page: pm.is_page(page) and pm.kref(page) > 0)
 @icontract.ensure(
     lambda pm, page, result: result.flags(page) == pm.flags(page) & ~PG_LOCKED
     and result.sem(page) == 1
@@ -580,10 +594,10 @@ def _vmr_flag(pm: PageMap, vmr: VMR) -> frozenset[str]:
     return frozenset({f"{vmr.name}.on_pm_vmrs"})
 
 
-@icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.require(
     lambda pm, vmr: not pm.on_pm_vmrs(vmr), "TAILQ_INSERT_TAIL of a listed entry corrupts the list"
 )
+@icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.ensure(lambda vmr, result: result.on_pm_vmrs(vmr))
 @icontract.ensure(lambda pm, vmr, result: changed(pm, result) == _vmr_flag(pm, vmr))
 def pm_add_vmr(pm: PageMap, vmr: VMR) -> PageMap:
@@ -592,10 +606,10 @@ def pm_add_vmr(pm: PageMap, vmr: VMR) -> PageMap:
     return new
 
 
-@icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.require(
     lambda pm, vmr: pm.on_pm_vmrs(vmr), "TAILQ_REMOVE of an unlisted entry corrupts the list"
 )
+@icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.ensure(lambda vmr, result: not result.on_pm_vmrs(vmr))
 @icontract.ensure(lambda pm, vmr, result: changed(pm, result) == _vmr_flag(pm, vmr))
 def pm_remove_vmr(pm: PageMap, vmr: VMR) -> PageMap:

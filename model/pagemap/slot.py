@@ -134,7 +134,8 @@ def _w(bits: int) -> IntWord:
 
 
 def is_word(v: int, bits: int) -> bool:
-    return 0 <= v < (1 << bits)
+    """v is an unsigned long of one of the C code's word sizes."""
+    return bits in FLAGS_SHIFT and 0 <= v < (1 << bits)
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))

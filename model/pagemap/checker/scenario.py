@@ -158,8 +158,8 @@ def parse(
         if prefault[v] and any(vmr.first_idx + k not in preload for k in range(vmr.npages)):
             raise ScenarioError(f"{where}: vmr '{vmr.name}' is prefaulted: preload its pages")
     expect = data.get("expect", {})
-    for key, e in expect.items():
-        if not isinstance(e, dict) or e.get("verdict") not in ("pass", "violation"):
+    for key, entry in expect.items():
+        if not isinstance(entry, dict) or entry.get("verdict") not in ("pass", "violation"):
             raise ScenarioError(f"{where}: [expect.{key}] needs verdict = \"pass\" | \"violation\"")
     return Config(
         name=name,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pagemap.checker.command import run
+from pagemap.checker.command import run as run_check
 from pagemap.checker.scenario import load
 from pagemap.results import CheckResult
 
@@ -23,7 +23,7 @@ def run_one(path: Path, variant: str) -> CheckResult:
     exp = cfg.expect.get(variant)
     if exp is None:
         raise ValueError(f"{path.name} has no [expect.{variant}]")
-    _, out = run(cfg, progress=False)
+    _, out = run_check(cfg, progress=False)
     witness = {}
     detail = f"{out.states} states, {out.transitions} transitions"
     result = out.verdict
@@ -46,7 +46,7 @@ def run_one(path: Path, variant: str) -> CheckResult:
     )
 
 
-def run(directory: Path = SCENARIO_DIR) -> list[CheckResult]:  # noqa: F811
+def run(directory: Path = SCENARIO_DIR) -> list[CheckResult]:
     out = []
     for path in scenario_files(directory):
         for variant in ("seed", "fixed"):
