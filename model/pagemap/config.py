@@ -8,6 +8,7 @@ is in ``pagemap.checker.scenario``; this module is the validated result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pagemap.vmr import VMR
 
@@ -125,6 +126,13 @@ class Config:
     def variant(self) -> str:
         return variant_name(self.fixes)
 
+    @cached_property
+    def _threads_of(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(
+            tuple(t for t, th in enumerate(self.threads) if th.proc == p)
+            for p in range(len(self.processes))
+        )
+
     def proc_threads(self, proc: int) -> tuple[int, ...]:
         """The user threads (cores) that run in process ``proc``."""
-        return tuple(t for t, th in enumerate(self.threads) if th.proc == proc)
+        return self._threads_of[proc]

@@ -167,6 +167,7 @@ class Layout:
         # Threads: pc, stack pointer, return stack, op index, held slot, registers.
         self.thread0: list[int] = []
         self.reg: dict[str, int] = {}  # register name -> offset within a thread
+        self.pcs = code.by_name
         fixed = ("pc", "sp") + tuple(f"ret{k}" for k in range(STACK_DEPTH)) + ("op", "holds")
         regs = fixed + tuple(code.registers)
         for k, r in enumerate(regs):
@@ -349,7 +350,7 @@ class ThreadView:
         return self.cfg.proc
 
     def goto(self, name: str) -> None:
-        self["pc"] = self.m.L.code.pc(name)
+        self.m.v[self.base] = self.m.L.pcs[name]  # pc is a thread's first register
 
     def call(self, entry: str, ret: str | None, **args: int) -> None:
         """Call a modeled function: push the return pc, pass args in registers.

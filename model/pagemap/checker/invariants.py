@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pagemap.codec import make_codec
 from pagemap.machine import DONE_PC, Layout, Machine, Violation, tlb_ppn
-from pagemap.pageflags import pte2ppn
+from pagemap.pageflags import PGSHIFT
+from pagemap.slot import flags_shift, refcnt_shift
 
 # The invariants are the checker's own judgement, not the model under test:
 # they decode slot words with the undecorated codec (same code, no checks).
 _RAW = make_codec(contracts=False)
-pm_slot_check_refcnt = _RAW.pm_slot_check_refcnt
-pm_slot_check_removal = _RAW.pm_slot_check_removal
 pm_slot_get_page = _RAW.pm_slot_get_page
 
 #: Stable invariant ids (DESIGN §3).  The traceability test checks that each
@@ -45,55 +44,87 @@ def _pool_page(m: Machine, w: int) -> int | None:
     return page
 
 
+class _Plan:
+    """Offsets into the state vector, computed once per layout: the per-state
+    check reads the tuple directly (it runs on every state)."""
+
+    def __init__(self, layout: Layout) -> None:
+        cfg = layout.cfg
+        self.n = cfg.file_pages
+        self.pool = cfg.pool_pages
+        self.slot0 = layout.slot0
+        self.holds = [b + layout.reg["holds"] for b in layout.thread0]
+        self.pcs = list(layout.thread0)
+        self.kref = [0] + [layout.page_off(p, "kref") for p in range(1, cfg.pool_pages + 1)]
+        self.pm_lock = layout.off["pm_lock"]
+        self.num_pages = layout.off["pm_num_pages"]
+        self.mask = (1 << flags_shift(cfg.word_bits)) - 1
+        self.rshift = refcnt_shift(cfg.word_bits)
+        self.removal = 1 << flags_shift(cfg.word_bits)
+        self.ptes = [
+            (layout.pte0[v] + k, f"{vmr.name}+{k}'s PTE")
+            for v, vmr in enumerate(cfg.vmrs) for k in range(vmr.npages)
+        ]
+        self.tlbs = [
+            (base + k, f"{cfg.threads[t].name}'s TLB maps {cfg.vmrs[v].name}+{k}")
+            for (t, v), base in layout.tlb0.items() for k in range(cfg.vmrs[v].npages)
+        ]
+
+
+def _plan(layout: Layout) -> _Plan:
+    plan = layout.__dict__.get("_invariant_plan")
+    if plan is None:
+        plan = layout.__dict__["_invariant_plan"] = _Plan(layout)
+    return plan
+
+
 def check_state(layout: Layout, state: tuple[int, ...]) -> Violation | None:
-    m = Machine(layout, state)
-    cfg = layout.cfg
-    holders = [0] * cfg.file_pages
-    for t in range(len(cfg.threads)):
-        h = m.thread(t)["holds"]
+    """The single-state invariants, on the raw tuple (see _Plan)."""
+    P = _plan(layout)
+    s = state
+    holders = [0] * P.n
+    for off in P.holds:
+        h = s[off]
         if h:
             holders[h - 1] += 1
+    kref = P.kref
+    pool = P.pool
     occupied = 0
-    for i in range(cfg.file_pages):
-        w = m.slot(i)
-        page = _pool_page(m, w)
-        if page is None:
+    for i in range(P.n):
+        w = s[P.slot0 + i]
+        page = w & P.mask
+        if w == 0 or not 1 <= page <= pool:
             if holders[i]:
                 return Violation("refcount-accurate", f"a thread holds a ref on empty slot {i}")
             continue
         occupied += 1
-        if m.page_free(page):
+        if s[kref[page]] == 0:
             return Violation("no-use-after-free", f"slot {i} names freed page {page}")
-        count = pm_slot_check_refcnt(w, m.bits)
+        count = w >> P.rshift
         if count != holders[i]:
             return Violation(
                 "refcount-accurate", f"slot {i} counts {count} refs, {holders[i]} thread(s) hold one"
             )
-        if pm_slot_check_removal(w, m.bits) and count:
+        if w & P.removal and count:
             return Violation("removal-unreferenced", f"slot {i} has REMOVAL set and count {count}")
-    if m.get("pm_lock") == 0 and m.get("pm_num_pages") != occupied:
+    if s[P.pm_lock] == 0 and s[P.num_pages] != occupied:
         return Violation(
-            "pm-count", f"pm_num_pages = {m.get('pm_num_pages')}, {occupied} page(s) in the map"
+            "pm-count", f"pm_num_pages = {s[P.num_pages]}, {occupied} page(s) in the map"
         )
-    for v, vmr in enumerate(cfg.vmrs):
-        for k in range(vmr.npages):
-            pte = m.pte(v, k)
-            if pte and m.in_pool(pte2ppn(pte)) and m.page_free(pte2ppn(pte)):
-                return Violation(
-                    "no-use-after-free", f"{vmr.name}+{k}'s PTE names freed page {pte2ppn(pte)}"
-                )
-    for (t, v), base in layout.tlb0.items():
-        for k in range(cfg.vmrs[v].npages):
-            e = m.v[base + k]
-            if e and m.page_free(tlb_ppn(e)):
-                return Violation(
-                    "no-use-after-free",
-                    f"{cfg.threads[t].name}'s TLB maps {cfg.vmrs[v].name}+{k} to freed page "
-                    f"{tlb_ppn(e)}",
-                )
-    if all(m.thread(t)["pc"] == DONE_PC for t in range(len(cfg.threads))):
-        return check_quiescent(m)
-    return None
+    for off, what in P.ptes:
+        pte = s[off]
+        if pte:
+            ppn = pte >> PGSHIFT
+            if 1 <= ppn <= pool and s[kref[ppn]] == 0:
+                return Violation("no-use-after-free", f"{what} names freed page {ppn}")
+    for off, what in P.tlbs:
+        e = s[off]
+        if e and s[kref[tlb_ppn(e)]] == 0:
+            return Violation("no-use-after-free", f"{what} to freed page {tlb_ppn(e)}")
+    for off in P.pcs:
+        if s[off] != DONE_PC:
+            return None
+    return check_quiescent(Machine(layout, state))
 
 
 def check_quiescent(m: Machine) -> Violation | None:
