@@ -10,15 +10,16 @@ run and under any hash seed.
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from array import array
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import icontract
 
 from pagemap.checker.invariants import check_state
+from pagemap.checker.store import StateStore
 from pagemap.config import Config
 from pagemap.machine import BLOCKED, DONE_PC, Layout, Machine, Violation
 from pagemap.program import build_layout, initial_state
@@ -51,6 +52,7 @@ class Outcome:
     path: list[tuple[tuple[int, ...], Move | None]] = field(default_factory=list)
     final: tuple[tuple[int, ...] | None, Move | None] = (None, None)
     limit: str | None = None
+    stored_parts: int = 0  # distinct state parts interned (pagemap.checker.store)
 
 
 class Explorer:
@@ -74,7 +76,9 @@ class Explorer:
     def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
         """Thread t's next step from ``state``, or None when it cannot run.
 
-        Raises Violation when the step breaks an invariant."""
+        Raises Violation when the step breaks an invariant.  (The search uses
+        the same code through ``successors``; this is the recording form used
+        to rebuild traces.)"""
         layout = self.layout
         base = layout.thread0[t]
         pc = state[base]
@@ -114,20 +118,33 @@ class Explorer:
         return m.freeze(), Move(t, True, [], ["tlbflush() on this core"])
 
     def successors(self, state: tuple[int, ...]):
-        """Yield (Move, next state or None, Violation or None), in fixed order."""
+        """Yield (actor, next state or None, Violation or None), in fixed order.
+
+        The actor is the thread, or -(t + 1) for the flush landing on t's core."""
         for t in range(self.nthreads):
             try:
                 r = self.run_thread(state, t)
             except Violation as v:
-                pc = state[self.layout.thread0[t]]
-                yield Move(t, False, [pc], []), None, v
+                yield t, None, v
                 continue
             if r is not None:
-                yield r[1], r[0], None
+                yield t, r[0], None
         for t in self.layout.flush:
             r = self.run_flush(state, t)
             if r is not None:
-                yield r[1], r[0], None
+                yield -(t + 1), r[0], None
+
+    def move(self, state: tuple[int, ...], actor: int) -> Move:
+        """The recorded form of one transition (for traces)."""
+        if actor < 0:
+            r = self.run_flush(state, -actor - 1)
+        else:
+            try:
+                r = self.run_thread(state, actor)
+            except Violation:
+                return Move(actor, False, [state[self.layout.thread0[actor]]], [])
+        assert r is not None
+        return r[1]
 
     def finished(self, state: tuple[int, ...]) -> bool:
         return all(state[b] == DONE_PC for b in self.layout.thread0)
@@ -140,9 +157,12 @@ class Explorer:
         progress: bool = True,
     ) -> Outcome:
         start = time.monotonic()
-        init = initial_state(self.layout)
-        index: dict[tuple[int, ...], int] = {init: 0}
-        states: list[tuple[int, ...]] = [init]
+        layout = self.layout
+        store = StateStore(layout)
+        init = initial_state(layout)
+        key0 = store.key(init)
+        index: dict[bytes, int] = {key0: 0}
+        keys: list[bytes] = [key0]
         parent = array("q", [-1])
         actor = array("h", [0])  # thread, or -(t + 1) for a flush on t's core
         depth = array("i", [0])
@@ -153,21 +173,24 @@ class Explorer:
         def outcome(verdict: str, **kw) -> Outcome:
             return Outcome(
                 verdict,
-                len(states),
+                len(keys),
                 transitions,
                 time.monotonic() - start,
                 depth[len(depth) - 1] if len(depth) else 0,
+                stored_parts=store.part_count(),
                 **kw,
             )
 
-        v0 = check_state(self.layout, init)
+        def path(n: int) -> list[tuple[tuple[int, ...], Move | None]]:
+            return self._path(store, keys, parent, actor, n)
+
+        v0 = check_state(layout, init)
         if v0 is not None:
-            return outcome("violation", invariant=v0.invariant, message=v0.message,
-                           path=self._path(states, parent, actor, 0))
-        while head < len(states):
-            s = states[head]
+            return outcome("violation", invariant=v0.invariant, message=v0.message, path=path(0))
+        while head < len(keys):
+            s = store.state(keys[head])
             moved = False
-            for move, nxt, viol in self.successors(s):
+            for who, nxt, viol in self.successors(s):
                 transitions += 1
                 moved = True
                 if viol is not None:
@@ -175,50 +198,48 @@ class Explorer:
                         "violation",
                         invariant=viol.invariant,
                         message=viol.message,
-                        path=self._path(states, parent, actor, head),
-                        final=(None, move),
+                        path=path(head),
+                        final=(None, self.move(s, who)),
                     )
                 assert nxt is not None
-                if nxt in index:
+                k = store.key(nxt)
+                if k in index:
                     continue
-                n = len(states)
-                index[nxt] = n
-                states.append(nxt)
+                n = len(keys)
+                index[k] = n
+                keys.append(k)
                 parent.append(head)
-                actor.append(-(move.actor + 1) if move.flush else move.actor)
+                actor.append(who)
                 depth.append(depth[head] + 1)
-                bad = check_state(self.layout, nxt)
+                bad = check_state(layout, nxt)
                 if bad is not None:
                     return outcome(
-                        "violation",
-                        invariant=bad.invariant,
-                        message=bad.message,
-                        path=self._path(states, parent, actor, n),
+                        "violation", invariant=bad.invariant, message=bad.message, path=path(n)
                     )
             if not moved and not self.finished(s):
                 return outcome(
                     "violation",
                     invariant="deadlock",
                     message="some thread is unfinished and none can step",
-                    path=self._path(states, parent, actor, head),
+                    path=path(head),
                 )
             head += 1
-            if max_states is not None and len(states) >= max_states and head < len(states):
+            if max_states is not None and len(keys) >= max_states and head < len(keys):
                 return outcome("incomplete", limit=f"--max-states {max_states}")
             now = time.monotonic()
-            if max_seconds is not None and now - start > max_seconds and head < len(states):
+            if max_seconds is not None and now - start > max_seconds and head < len(keys):
                 return outcome("incomplete", limit=f"--max-seconds {max_seconds:g}")
             if progress and now - last_report > 2.0:
                 last_report = now
                 el = now - start
                 print(
-                    f"  {len(states):,} states, {len(states) / el:,.0f} states/s, "
-                    f"depth {depth[head - 1]}, frontier {len(states) - head:,}",
+                    f"  {len(keys):,} states, {len(keys) / el:,.0f} states/s, "
+                    f"depth {depth[head - 1]}, frontier {len(keys) - head:,}",
                     file=sys.stderr,
                 )
         return outcome("pass")
 
-    def _path(self, states, parent, actor, n: int) -> list[tuple[tuple[int, ...], Move | None]]:
+    def _path(self, store: StateStore, keys: list[bytes], parent, actor, n: int):
         """The shortest path to state n: (state, the move that left it)."""
         chain = []
         while n >= 0:
@@ -226,11 +247,9 @@ class Explorer:
             n = parent[n]
         chain.reverse()
         path: list[tuple[tuple[int, ...], Move | None]] = []
-        for a, b in itertools.pairwise(chain):
-            act = actor[b]
-            s = states[a]
-            r = self.run_flush(s, -act - 1) if act < 0 else self.run_thread(s, act)
-            assert r is not None and r[0] == states[b], "trace replay diverged"
-            path.append((s, r[1]))
-        path.append((states[chain[-1]], None))
+        for a, b in pairwise(chain):
+            s = store.state(keys[a])
+            mv = self.move(s, actor[b])
+            path.append((s, mv))
+        path.append((store.state(keys[chain[-1]]), None))
         return path

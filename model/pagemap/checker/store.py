@@ -1,0 +1,66 @@
+"""How the explorer stores the states it has seen: collapse compression.
+
+A state is ~300 ints, but it is made of parts that change independently: the
+page map and file (globals, slots, store, ghost), each struct page, the
+processes' page tables and TLBs, and each thread's registers.  Like SPIN's
+COLLAPSE mode, the store interns each part in a table of its own and keeps a
+state as the vector of its parts' numbers, packed into bytes (4 bytes a
+part).  The number of distinct parts is tiny next to the number of states,
+so a stored state costs its packed key plus the dictionary entry.
+
+This is exact: two states get the same key if and only if all their parts
+are equal, so no state is ever confused with another (no hash compaction).
+"""
+
+from __future__ import annotations
+
+import itertools
+from array import array
+
+from pagemap.machine import PAGE_FIELDS, Layout
+
+State = tuple[int, ...]
+
+
+def components(layout: Layout) -> list[tuple[int, int]]:
+    """The parts of the state vector, as [start, end) ranges covering it."""
+    cuts = {0, layout.page0, layout.proc0, layout.size}
+    for ppn in range(1, layout.cfg.pool_pages + 1):
+        cuts.add(layout.page_off(ppn, PAGE_FIELDS[0]))
+    cuts.update(layout.thread0)
+    edges = sorted(cuts)
+    return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
+
+
+class StateStore:
+    """Interns the parts of states; ``key(state)`` is the packed part numbers."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.ranges = components(layout)
+        self.tables: list[dict[State, int]] = [{} for _ in self.ranges]
+        self.parts: list[list[State]] = [[] for _ in self.ranges]
+
+    def key(self, state: State) -> bytes:
+        idx = array("I")
+        for (a, b), table, parts in zip(self.ranges, self.tables, self.parts, strict=True):
+            part = state[a:b]
+            i = table.get(part)
+            if i is None:
+                i = table[part] = len(parts)
+                parts.append(part)
+            idx.append(i)
+        return idx.tobytes()
+
+    def state(self, key: bytes) -> State:
+        idx = array("I")
+        idx.frombytes(key)
+        out: list[int] = []
+        for parts, i in zip(self.parts, idx, strict=True):
+            out.extend(parts[i])
+        return tuple(out)
+
+    def part_count(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def key_bytes(self) -> int:
+        return 4 * len(self.ranges)
