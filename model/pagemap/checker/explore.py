@@ -188,7 +188,7 @@ class Explorer:
         if v0 is not None:
             return outcome("violation", invariant=v0.invariant, message=v0.message, path=path(0))
         while head < len(keys):
-            s = store.state(keys[head])
+            s, parts = store.state(keys[head])
             moved = False
             for who, nxt, viol in self.successors(s):
                 transitions += 1
@@ -202,7 +202,7 @@ class Explorer:
                         final=(None, self.move(s, who)),
                     )
                 assert nxt is not None
-                k = store.key(nxt)
+                k = store.key_after(nxt, parts, who if who >= 0 else None)
                 if k in index:
                     continue
                 n = len(keys)
@@ -248,8 +248,8 @@ class Explorer:
         chain.reverse()
         path: list[tuple[tuple[int, ...], Move | None]] = []
         for a, b in pairwise(chain):
-            s = store.state(keys[a])
+            s = store.state(keys[a])[0]
             mv = self.move(s, actor[b])
             path.append((s, mv))
-        path.append((store.state(keys[chain[-1]]), None))
+        path.append((store.state(keys[chain[-1]])[0], None))
         return path

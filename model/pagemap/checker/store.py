@@ -33,31 +33,51 @@ def components(layout: Layout) -> list[tuple[int, int]]:
 
 
 class StateStore:
-    """Interns the parts of states; ``key(state)`` is the packed part numbers."""
+    """Interns the parts of states; a key is the packed part numbers."""
 
     def __init__(self, layout: Layout) -> None:
         self.ranges = components(layout)
         self.tables: list[dict[State, int]] = [{} for _ in self.ranges]
         self.parts: list[list[State]] = [[] for _ in self.ranges]
+        thread_start = {a: k for k, (a, _) in enumerate(self.ranges)}
+        #: the part holding thread t's registers; the parts before the first
+        #: thread are the shared ones.
+        self.thread_part = [thread_start[b] for b in layout.thread0]
+        self.shared = min(self.thread_part) if self.thread_part else len(self.ranges)
+        self._slices = [slice(a, b) for a, b in self.ranges]
+
+    def _intern(self, k: int, part: State) -> int:
+        table = self.tables[k]
+        i = table.get(part)
+        if i is None:
+            i = table[part] = len(self.parts[k])
+            self.parts[k].append(part)
+        return i
 
     def key(self, state: State) -> bytes:
-        idx = array("I")
-        for (a, b), table, parts in zip(self.ranges, self.tables, self.parts, strict=True):
-            part = state[a:b]
-            i = table.get(part)
-            if i is None:
-                i = table[part] = len(parts)
-                parts.append(part)
-            idx.append(i)
+        return array("I", [self._intern(k, state[sl]) for k, sl in enumerate(self._slices)]).tobytes()
+
+    def key_after(self, state: State, before: array, thread: int | None) -> bytes:
+        """The key of a successor of the state whose part numbers are ``before``:
+        one thread's step changes only the shared parts and that thread's
+        registers, so the other threads' part numbers are reused as they are."""
+        idx = array("I", before)
+        slices = self._slices
+        for k in range(self.shared):
+            idx[k] = self._intern(k, state[slices[k]])
+        if thread is not None:
+            k = self.thread_part[thread]
+            idx[k] = self._intern(k, state[slices[k]])
         return idx.tobytes()
 
-    def state(self, key: bytes) -> State:
+    def state(self, key: bytes) -> tuple[State, array]:
+        """The state a key stands for, and its part numbers."""
         idx = array("I")
         idx.frombytes(key)
         out: list[int] = []
         for parts, i in zip(self.parts, idx, strict=True):
             out.extend(parts[i])
-        return tuple(out)
+        return tuple(out), idx
 
     def part_count(self) -> int:
         return sum(len(p) for p in self.parts)

@@ -1,0 +1,103 @@
+"""Mutation tests of the protocol (pagemap.checker.mutations, spec/mutations.md).
+
+Every mutation must be killed: its scenario passes on the fixed variant, and
+with the mutated steps the checker reports a violation of the invariant the
+mutation names, after actually running a mutated step.  The survivors are
+checked to survive every mutation scenario, so that spec/mutations.md's
+claims about them stay true; fault-drops-dirty is shown to be killed once the
+lookup window it needs is opened.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+from pagemap.checker import mutations as mut
+from pagemap.checker.explore import Outcome
+from pagemap.checker.invariants import INVARIANTS
+from pagemap.checker.scenario import load
+from pagemap.machine import CODE
+from pagemap.program import build_layout  # noqa: F401  (registers every step in CODE)
+
+SPEC = Path(__file__).resolve().parents[1] / "spec" / "mutations.md"
+WORD_BITS = (64, 32)
+
+
+@functools.cache
+def baseline(scenario: str, bits: int) -> Outcome:
+    return mut.run(None, scenario, bits)
+
+
+def executed_pcs(out: Outcome) -> set[int]:
+    """Every pc a step of the counterexample ran (the violating step too)."""
+    pcs = {pc for _, move in out.path if move is not None for pc in move.pcs}
+    if out.final[1] is not None:
+        pcs.update(out.final[1].pcs)
+    return pcs
+
+
+def test_enough_mutations_with_known_scenarios_and_invariants() -> None:
+    assert len(mut.MUTATIONS) >= 15
+    assert all(name == m.name for name, m in mut.MUTATIONS.items())
+    assert not set(mut.MUTATIONS) & set(mut.SURVIVORS)
+    for m in mut.MUTATIONS.values():
+        assert m.scenario_path.is_file(), m.scenario
+        assert m.invariant in INVARIANTS, m.invariant
+        assert m.description and m.replace
+
+
+def test_replaced_steps_exist_and_differ() -> None:
+    tables = [m.replace for m in mut.MUTATIONS.values()]
+    tables += [s.replace for s in mut.SURVIVORS.values()] + [mut.LOCKLESS_WINDOW]
+    for replace in tables:
+        for name, fn in replace.items():
+            assert name in CODE.by_name, f"no step {name} in the program"
+            step = CODE.steps[CODE.pc(name)]
+            assert step is not None and step.fn is not fn, name
+
+
+def test_mutation_scenarios_declare_fixed_pass() -> None:
+    for stem in mut.scenarios():
+        cfg = load(mut.SCENARIO_DIR / f"{stem}.toml")
+        assert cfg.expect.get("fixed", {}).get("verdict") == "pass", stem
+
+
+@pytest.mark.parametrize("bits", WORD_BITS)
+@pytest.mark.parametrize("name", sorted(mut.MUTATIONS))
+def test_mutation_is_killed(name: str, bits: int) -> None:
+    m = mut.MUTATIONS[name]
+    base = baseline(m.scenario, bits)
+    assert base.verdict == "pass", f"{m.scenario} fails without the mutation: {base.message}"
+    out = mut.run(m.replace, m.scenario, bits)
+    assert out.verdict == "violation", f"{name} survives {m.scenario}"
+    assert out.invariant == m.invariant, f"{name}: {out.invariant}: {out.message}"
+    mutated = {CODE.pc(s) for s in m.replace}
+    assert executed_pcs(out) & mutated, f"{name}: the trace never runs a mutated step"
+
+
+@pytest.mark.parametrize("scenario", mut.scenarios())
+@pytest.mark.parametrize("name", sorted(mut.SURVIVORS))
+def test_survivor_survives(name: str, scenario: str) -> None:
+    """spec/mutations.md argues these cannot be told from the real code."""
+    assert baseline(scenario, 64).verdict == "pass"
+    out = mut.run(mut.SURVIVORS[name].replace, scenario)
+    assert out.verdict == "pass", f"{name} is killed by {scenario}: {out.invariant}: {out.message}"
+
+
+def test_fault_drops_dirty_needs_the_lockless_window() -> None:
+    """The PTE_D preservation in __handle_page_fault matters only if a lookup
+    can run between pass 2 and pass 3: with that window the real code passes
+    and the mutant loses the write."""
+    window = mut.LOCKLESS_WINDOW
+    assert mut.run(window, "fault-write-remove").verdict == "pass"
+    both = {**window, **mut.SURVIVORS["fault-drops-dirty"].replace}
+    out = mut.run(both, "fault-write-remove")
+    assert (out.verdict, out.invariant) == ("violation", "no-lost-write"), out.message
+
+
+def test_spec_lists_every_mutation_and_survivor() -> None:
+    text = SPEC.read_text()
+    for name in list(mut.MUTATIONS) + list(mut.SURVIVORS):
+        assert f"`{name}`" in text, f"spec/mutations.md does not mention {name}"
