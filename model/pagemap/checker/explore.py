@@ -21,7 +21,7 @@ import icontract
 from pagemap.checker.invariants import check_state
 from pagemap.checker.store import StateStore
 from pagemap.config import Config
-from pagemap.machine import BLOCKED, DONE_PC, Layout, Machine, Violation
+from pagemap.machine import BLOCKED, DONE_PC, Layout, Machine, ThreadView, Violation
 from pagemap.program import build_layout, initial_state
 
 #: How many local steps may follow one another before the model is judged to
@@ -73,21 +73,30 @@ class Explorer:
         self.merge_local = merge_local
 
     # -- one transition ----------------------------------------------------------
-    def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
-        """Thread t's next step from ``state``, or None when it cannot run.
+    def step(self, state: tuple[int, ...], t: int) -> tuple[int, ...] | None:
+        """Thread t's next transition from ``state``: its step and the local
+        steps after it.  None when it cannot run (blocked, or finished).
+        Raises Violation when the step breaks an invariant."""
+        m = self._run(state, t, None)
+        return None if m is None else m.freeze()
 
-        Raises Violation when the step breaks an invariant.  (The search uses
-        the same code through ``successors``; this is the recording form used
-        to rebuild traces.)"""
+    def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
+        """The same transition, recorded (the pcs it ran, its notes) for traces."""
+        pcs: list[int] = []
+        m = self._run(state, t, pcs)
+        return None if m is None else (m.freeze(), Move(t, False, pcs, m.events))
+
+    def _run(self, state: tuple[int, ...], t: int, pcs: list[int] | None) -> Machine | None:
         layout = self.layout
         base = layout.thread0[t]
         pc = state[base]
         if pc == DONE_PC:
             return None
         m = Machine(layout, state)
-        tv = m.thread(t)
+        tv = ThreadView(m, t)
         steps = layout.steps
-        pcs = [pc]
+        if pcs is not None:
+            pcs.append(pc)
         try:
             if steps[pc].fn(m, tv) is BLOCKED:  # type: ignore[union-attr]
                 return None
@@ -97,7 +106,8 @@ class Explorer:
                 st = steps[pc] if pc != DONE_PC else None
                 if st is None or not st.local:
                     break
-                pcs.append(pc)
+                if pcs is not None:
+                    pcs.append(pc)
                 st.fn(m, tv)
                 n += 1
                 if n > LOCAL_CHAIN_LIMIT:
@@ -105,7 +115,7 @@ class Explorer:
         except icontract.ViolationError as e:
             first = str(e).strip().splitlines()[0]
             raise Violation("contract", first) from e
-        return m.freeze(), Move(t, False, pcs, m.events)
+        return m
 
     def run_flush(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
         """The flush IPI proc_tlbshootdown queued for thread t's core lands."""
@@ -121,17 +131,19 @@ class Explorer:
         """Yield (actor, next state or None, Violation or None), in fixed order.
 
         The actor is the thread, or -(t + 1) for the flush landing on t's core."""
+        step = self.step
         for t in range(self.nthreads):
             try:
-                r = self.run_thread(state, t)
+                nxt = step(state, t)
             except Violation as v:
                 yield t, None, v
                 continue
-            if r is not None:
-                yield t, r[0], None
-        for t in self.layout.flush:
-            r = self.run_flush(state, t)
-            if r is not None:
+            if nxt is not None:
+                yield t, nxt, None
+        for t, off in self.layout.flush.items():
+            if state[off]:
+                r = self.run_flush(state, t)
+                assert r is not None
                 yield -(t + 1), r[0], None
 
     def move(self, state: tuple[int, ...], actor: int) -> Move:

@@ -1,7 +1,7 @@
 """How the explorer stores the states it has seen: collapse compression.
 
 A state is ~300 ints, but it is made of parts that change independently: the
-page map and file (globals, slots, store, ghost), each struct page, the
+page map and file (globals, slots, store, ghost), the struct pages, the
 processes' page tables and TLBs, and each thread's registers.  Like SPIN's
 COLLAPSE mode, the store interns each part in a table of its own and keeps a
 state as the vector of its parts' numbers, packed into bytes (4 bytes a
@@ -17,16 +17,16 @@ from __future__ import annotations
 import itertools
 from array import array
 
-from pagemap.machine import PAGE_FIELDS, Layout
+from pagemap.machine import Layout
 
 State = tuple[int, ...]
 
 
 def components(layout: Layout) -> list[tuple[int, int]]:
     """The parts of the state vector, as [start, end) ranges covering it."""
+    # Fewer, larger parts measured faster than one part per struct page (4
+    # interned tuples per successor instead of 11), at no visible memory cost.
     cuts = {0, layout.page0, layout.proc0, layout.size}
-    for ppn in range(1, layout.cfg.pool_pages + 1):
-        cuts.add(layout.page_off(ppn, PAGE_FIELDS[0]))
     cuts.update(layout.thread0)
     edges = sorted(cuts)
     return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
