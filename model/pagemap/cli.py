@@ -1,8 +1,10 @@
-"""The `pagemap` command line (DESIGN §3): `pagemap check` and `pagemap verify`.
+"""The `pagemap` command line (DESIGN §3): `pagemap check`, `pagemap verify`
+and `pagemap report`.
 
 `check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``
-(imported only when `check` runs); `verify` is ``pagemap.verify``. Bad usage
-prints one line to stderr and exits 2, never a traceback.
+(imported only when `check` runs); `verify` is ``pagemap.verify``; `report` is
+``pagemap.report.build``. Bad usage prints one line to stderr and exits 2, never
+a traceback.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND",
         help=f"run only these kinds of check ({', '.join(KINDS)})",
     )
+    rep = sub.add_parser(
+        "report",
+        help="build the review document build/report/index.html (runs pagemap verify)",
+        description="Build the self-contained HTML review document from spec/ and a fresh "
+        "verification run.",
+    )
+    rep.add_argument("--from-json", metavar="FILE",
+                     help="reuse the output of 'pagemap verify --json' instead of a fresh run")
+    rep.add_argument("--out", metavar="DIR", help="output directory (default build/report)")
     return parser
 
 
@@ -94,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc)
     if ns.command == "check":
         return _check(list(ns.args))
+    if ns.command == "report":
+        from pagemap.report.build import run_report
+
+        return run_report(from_json=ns.from_json, out=ns.out)
     from pagemap.verify import run_verify
 
     return run_verify(as_json=ns.json, only=ns.only)

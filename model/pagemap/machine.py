@@ -100,6 +100,7 @@ class Layout:
         code: Code,
         contracts: bool = True,
         replace: dict[str, Callable[[Machine, ThreadView], object]] | None = None,
+        thread_funcs: list[frozenset[str]] | None = None,
     ) -> None:
         from pagemap.codec import make_codec
 
@@ -164,24 +165,34 @@ class Layout:
                 for k in range(cfg.vmrs[v].npages):
                     add(f"{th.name}.tlb[{cfg.vmrs[v].name}+{k}]")
             self.flush[t] = add(f"{th.name}.flush_pending")
-        # Threads: pc, stack pointer, return stack, op index, held slot, registers.
+        # Threads: pc, stack pointer, return stack, op index, held slot, then the
+        # registers of the functions this thread can run (``thread_funcs``; all
+        # of them when not given): a thread that never removes pages carries no
+        # pm_remove_contig locals, which keeps states short.
         self.thread0: list[int] = []
-        self.reg: dict[str, int] = {}  # register name -> offset within a thread
+        self.treg: list[dict[str, int]] = []  # per thread: register -> offset in its region
+        self.thread_sizes: list[int] = []
         self.pcs = code.by_name
         fixed = ("pc", "sp") + tuple(f"ret{k}" for k in range(STACK_DEPTH)) + ("op", "holds")
-        regs = fixed + tuple(code.registers)
-        for k, r in enumerate(regs):
-            self.reg[r] = k
-        self.thread_size = len(regs)
-        for th in cfg.threads:
+        self.fixed_reg = {r: k for k, r in enumerate(fixed)}
+        for t, th in enumerate(cfg.threads):
+            funcs = None if thread_funcs is None else thread_funcs[t]
+            regs = list(fixed)
+            for f, rs in code.frame_regs.items():
+                if funcs is None or f in funcs:
+                    regs += [r for r in rs if r not in regs]
             self.thread0.append(len(self.names))
+            self.treg.append({r: k for k, r in enumerate(regs)})
+            self.thread_sizes.append(len(regs))
             for r in regs:
                 add(f"{th.name}.{r}")
+        self.thread_size = max(self.thread_sizes, default=len(fixed))
         self.size = len(self.names)
         self.dispatch: Callable[[ThreadView], None] = _no_dispatch
-        self.frame_offsets = {
-            f: tuple(self.reg[r] for r in rs) for f, rs in code.frame_regs.items()
-        }
+        self.frame_offsets = [
+            {f: tuple(reg[r] for r in rs if r in reg) for f, rs in code.frame_regs.items()}
+            for reg in self.treg
+        ]
 
     def page_off(self, ppn: int, field: str) -> int:
         return self.page0 + (ppn - 1) * len(PAGE_FIELDS) + PAGE_FIELDS.index(field)
@@ -331,7 +342,7 @@ class ThreadView:
         self.m = m
         self.id = t
         self.base = m.L.thread0[t]
-        self.reg = m.L.reg
+        self.reg = m.L.treg[t]
         self.cfg = m.cfg.threads[t]
 
     def __getitem__(self, r: str) -> int:
@@ -368,7 +379,7 @@ class ThreadView:
     def ret(self, func: str, value: int = 0) -> None:
         """Return from ``func``: clear its registers, pass ``value`` in rv."""
         base = self.base
-        for off in self.m.L.frame_offsets[func]:
+        for off in self.m.L.frame_offsets[self.id][func]:
             self.m.v[base + off] = 0
         self["rv"] = value
         sp = self["sp"] - 1

@@ -61,8 +61,32 @@ def initial_value(i: int) -> int:
     return -(i + 1)
 
 
+#: The modeled functions each op can run (its call graph), so that a thread
+#: carries registers only for those.  A thread with no ops is driven directly
+#: (pagemap.sequential) and gets every function's registers.
+OP_FUNCTIONS: dict[str, frozenset[str]] = {
+    "write": frozenset({"user_access", "handle_page_fault", "pm_load_page", "pm_find_page",
+                        "pm_insert_page", "pm_put_page", "lock_page", "unlock_page"}),
+    "munmap": frozenset({"munmap", "pm_remove_vmr"}),
+    "file_write": frozenset({"file_io", "pm_load_page", "pm_find_page", "pm_insert_page",
+                             "pm_put_page", "lock_page", "unlock_page"}),
+    "remove": frozenset({"pm_remove_contig", "shootdown_and_reset"}),
+}
+OP_FUNCTIONS["read"] = OP_FUNCTIONS["write"]
+OP_FUNCTIONS["file_read"] = OP_FUNCTIONS["file_write"]
+
+
+def thread_functions(cfg: Config) -> list[frozenset[str]] | None:
+    if any(not th.ops for th in cfg.threads):
+        return None
+    return [
+        frozenset({"thread"}).union(*(OP_FUNCTIONS[op.op] for op in th.ops))
+        for th in cfg.threads
+    ]
+
+
 def build_layout(cfg: Config, contracts: bool = True, replace: dict | None = None) -> Layout:
-    layout = Layout(cfg, CODE, contracts, replace)
+    layout = Layout(cfg, CODE, contracts, replace, thread_functions(cfg))
     layout.dispatch = dispatch
     return layout
 

@@ -53,7 +53,7 @@ class _Plan:
         self.n = cfg.file_pages
         self.pool = cfg.pool_pages
         self.slot0 = layout.slot0
-        self.holds = [b + layout.reg["holds"] for b in layout.thread0]
+        self.holds = [b + layout.fixed_reg["holds"] for b in layout.thread0]
         self.pcs = list(layout.thread0)
         self.kref = [0] + [layout.page_off(p, "kref") for p in range(1, cfg.pool_pages + 1)]
         self.pm_lock = layout.off["pm_lock"]

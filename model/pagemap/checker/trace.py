@@ -60,9 +60,9 @@ def fmt_value(layout: Layout, name: str, value: int) -> str:
 
 def _shown(layout: Layout, k: int) -> bool:
     """Shared state and the ghost 'holds'; not program counters or registers."""
-    for base in layout.thread0:
-        if base <= k < base + layout.thread_size:
-            return k - base == layout.reg["holds"]
+    for base, size in zip(layout.thread0, layout.thread_sizes, strict=True):
+        if base <= k < base + size:
+            return k - base == layout.fixed_reg["holds"]
     return True
 
 
