@@ -138,6 +138,25 @@ def is_word(v: int, bits: int) -> bool:
     return bits in FLAGS_SHIFT and 0 <= v < (1 << bits)
 
 
+# Conditions read fields through the undecorated core, never through another
+# contracted wrapper: a condition that calls a contracted function makes
+# CrossHair analyse contracts inside contracts (and once hit its recursion
+# limit), and it would check the same conditions twice at run time.
+
+
+def _removal(v: int, bits: int) -> bool:
+    return bool(slot_check_removal(_w(bits), v))
+
+
+def _refcnt(v: int, bits: int) -> int:
+    return int(slot_check_refcnt(_w(bits), v))
+
+
+def _page(v: int, bits: int) -> int | None:
+    w = _w(bits)
+    return None if slot_is_null(w, v) else int(slot_page_field(w, v))
+
+
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.ensure(lambda v, bits, result: result == bool(v & removal_bit(bits)))
 def pm_slot_check_removal(v: int, bits: int) -> bool:
@@ -146,7 +165,7 @@ def pm_slot_check_removal(v: int, bits: int) -> bool:
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))
-@icontract.ensure(lambda bits, result: pm_slot_check_removal(result, bits))
+@icontract.ensure(lambda bits, result: _removal(result, bits))
 @icontract.ensure(lambda v, bits, result: result & ~removal_bit(bits) == v & ~removal_bit(bits))
 def pm_slot_set_removal(v: int, bits: int) -> int:
     """pm_slot_set_removal (pagemap.c): sets the flag, nothing else."""
@@ -154,7 +173,7 @@ def pm_slot_set_removal(v: int, bits: int) -> int:
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))
-@icontract.ensure(lambda bits, result: not pm_slot_check_removal(result, bits))
+@icontract.ensure(lambda bits, result: not _removal(result, bits))
 @icontract.ensure(lambda v, bits, result: result & ~removal_bit(bits) == v & ~removal_bit(bits))
 def pm_slot_clear_removal(v: int, bits: int) -> int:
     """pm_slot_clear_removal (pagemap.c): clears the flag, nothing else."""
@@ -175,11 +194,11 @@ def _low(v: int, bits: int) -> int:
 
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.require(
-    lambda v, bits: pm_slot_check_refcnt(v, bits) < refcnt_max(bits),
+    lambda v, bits: _refcnt(v, bits) < refcnt_max(bits),
     "the 11-bit refcount must not overflow (the C does not check)",
 )
 @icontract.ensure(
-    lambda v, bits, result: pm_slot_check_refcnt(result, bits) == pm_slot_check_refcnt(v, bits) + 1
+    lambda v, bits, result: _refcnt(result, bits) == _refcnt(v, bits) + 1
 )
 @icontract.ensure(lambda v, bits, result: _low(result, bits) == _low(v, bits))
 def pm_slot_inc_refcnt(v: int, bits: int) -> int:
@@ -189,11 +208,11 @@ def pm_slot_inc_refcnt(v: int, bits: int) -> int:
 
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.require(
-    lambda v, bits: pm_slot_check_refcnt(v, bits) > 0,
+    lambda v, bits: _refcnt(v, bits) > 0,
     "a slot reference must be held to be dropped",
 )
 @icontract.ensure(
-    lambda v, bits, result: pm_slot_check_refcnt(result, bits) == pm_slot_check_refcnt(v, bits) - 1
+    lambda v, bits, result: _refcnt(result, bits) == _refcnt(v, bits) - 1
 )
 @icontract.ensure(lambda v, bits, result: _low(result, bits) == _low(v, bits))
 def pm_slot_dec_refcnt(v: int, bits: int) -> int:
@@ -217,7 +236,7 @@ def pm_slot_get_page(v: int, bits: int) -> int | None:
 @icontract.require(
     lambda ppn, bits: 0 < ppn <= ppn_mask(bits), "a real page's ppn fits the ppn field"
 )
-@icontract.ensure(lambda ppn, bits, result: pm_slot_get_page(result, bits) == ppn)
+@icontract.ensure(lambda ppn, bits, result: _page(result, bits) == ppn)
 @icontract.ensure(
     lambda v, bits, result: result & ~ppn_mask(bits) == v & ~ppn_mask(bits),
     "refcount and removal flag are unchanged",
