@@ -43,7 +43,7 @@ def __put_page(m: Machine, t: ThreadView, page: int) -> None:
         page_decref(m, page, "__put_page")
 
 
-@CODE.step("handle_page_fault", "lock_vmr", "spin_lock(&p->vmr_lock)")
+@CODE.step("handle_page_fault", "lock_vmr", "spin_lock(&p->vmr_lock)", lock="vmr_lock")
 def hpf_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -112,7 +112,7 @@ def hpf_private_put(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("handle_page_fault", "lock_pte", "spin_lock(&p->pte_lock)")
+@CODE.step("handle_page_fault", "lock_pte", "spin_lock(&p->pte_lock)", lock="pte_lock")
 def hpf_lock_pte(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "pte_lock"):
         return BLOCKED

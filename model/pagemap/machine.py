@@ -46,6 +46,7 @@ class Step:
     c: str  # the C statement it models, in words
     fn: Callable[[Machine, ThreadView], object]
     local: bool  # touches no shared state: runs right after the step before it
+    lock: str | None = None  # the spinlock this step acquires (pm_lock, vmr_lock, pte_lock)
 
 
 class Code:
@@ -68,17 +69,24 @@ class Code:
             if r not in self.registers:
                 self.registers.append(r)
 
-    def step(self, func: str, label: str, c: str, local: bool = False) -> Callable:
+    def step(
+        self, func: str, label: str, c: str, local: bool = False, lock: str | None = None
+    ) -> Callable:
         """Register a step.  ``local`` marks thread-local computation (a test
         of a returned value, a call): it reads and writes only the thread's
         own registers, commutes with every other step, and so runs at once
-        after the step before it instead of being a point of interleaving."""
+        after the step before it instead of being a point of interleaving.
+        ``lock`` names the spinlock the step acquires ("pm_lock", or the
+        thread's own process's "vmr_lock" / "pte_lock"): the explorer then
+        knows without running it that the step is blocked while another
+        thread holds that lock."""
+        assert lock in (None, "pm_lock", "vmr_lock", "pte_lock")
 
         def deco(fn: Callable) -> Callable:
             name = f"{func}.{label}"
             assert name not in self.by_name, name
             pc = len(self.steps)
-            self.steps.append(Step(pc, func, label, c, fn, local))
+            self.steps.append(Step(pc, func, label, c, fn, local, lock))
             self.by_name[name] = pc
             return fn
 
@@ -114,7 +122,7 @@ class Layout:
             old = self.steps[code.pc(name)]
             assert old is not None
             self.steps[old.pc] = Step(old.pc, old.func, old.label, old.c + " [MUTATED]", fn,
-                                      old.local)
+                                      old.local, old.lock)
         self.names: list[str] = []
         self.off: dict[str, int] = {}
 
@@ -188,6 +196,15 @@ class Layout:
                 add(f"{th.name}.{r}")
         self.thread_size = max(self.thread_sizes, default=len(fixed))
         self.size = len(self.names)
+        #: per thread, the state offset of each lock a Step.lock may name
+        self.lock_off: list[dict[str, int]] = []
+        for th in cfg.threads:
+            offs = {"pm_lock": self.off["pm_lock"]}
+            if th.proc >= 0:
+                offs["vmr_lock"] = self.proc0 + 2 * th.proc
+                offs["pte_lock"] = self.proc0 + 2 * th.proc + 1
+            self.lock_off.append(offs)
+        self._page_field = {f: k for k, f in enumerate(PAGE_FIELDS)}
         self.dispatch: Callable[[ThreadView], None] = _no_dispatch
         self.frame_offsets = [
             {f: tuple(reg[r] for r in rs if r in reg) for f, rs in code.frame_regs.items()}
@@ -195,7 +212,7 @@ class Layout:
         ]
 
     def page_off(self, ppn: int, field: str) -> int:
-        return self.page0 + (ppn - 1) * len(PAGE_FIELDS) + PAGE_FIELDS.index(field)
+        return self.page0 + (ppn - 1) * len(PAGE_FIELDS) + self._page_field[field]
 
 
 def _no_dispatch(t: ThreadView) -> None:

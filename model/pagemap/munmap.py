@@ -28,7 +28,7 @@ def _next_k(m: Machine, t: ThreadView, here: str, after: str) -> None:
         t.goto(after)
 
 
-@CODE.step("munmap", "lock_vmr", "spin_lock(&p->vmr_lock)")
+@CODE.step("munmap", "lock_vmr", "spin_lock(&p->vmr_lock)", lock="vmr_lock")
 def mu_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -36,7 +36,7 @@ def mu_lock_vmr(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("munmap", "lock_pte1", "pass 1: spin_lock(&p->pte_lock)")
+@CODE.step("munmap", "lock_pte1", "pass 1: spin_lock(&p->pte_lock)", lock="pte_lock")
 def mu_lock_pte1(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "pte_lock"):
         return BLOCKED
@@ -98,7 +98,7 @@ def mu_shootdown_wait(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("munmap", "lock_pte2", "pass 2: spin_lock(&p->pte_lock)")
+@CODE.step("munmap", "lock_pte2", "pass 2: spin_lock(&p->pte_lock)", lock="pte_lock")
 def mu_lock_pte2(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "pte_lock"):
         return BLOCKED

@@ -35,7 +35,7 @@ def pm_unlock(m: Machine, t: ThreadView) -> None:
 CODE.function("pm_find_page", ("find_index", "find_old", "find_page"))
 
 
-@CODE.step("pm_find_page", "lock", "spin_lock(&pm->pm_lock)")
+@CODE.step("pm_find_page", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
 def find_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -99,7 +99,7 @@ def find_unlock(m: Machine, t: ThreadView) -> object:
 CODE.function("pm_insert_page", ("ins_index", "ins_page"))
 
 
-@CODE.step("pm_insert_page", "lock", "spin_lock(&pm->pm_lock)")
+@CODE.step("pm_insert_page", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
 def insert_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -289,7 +289,7 @@ def load_done(m: Machine, t: ThreadView) -> object:
 CODE.function("pm_remove_vmr", ("rmv_vmr",))
 
 
-@CODE.step("pm_remove_vmr", "lock", "spin_lock(&pm->pm_lock)")
+@CODE.step("pm_remove_vmr", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
 def remove_vmr_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -312,7 +312,7 @@ def remove_vmr_unlink(m: Machine, t: ThreadView) -> object:
 CODE.function("pm_add_vmr", ("addv_vmr",))
 
 
-@CODE.step("pm_add_vmr", "lock", "spin_lock(&pm->pm_lock)")
+@CODE.step("pm_add_vmr", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
 def add_vmr_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED

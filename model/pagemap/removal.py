@@ -90,6 +90,7 @@ def rm_swap(m: Machine, t: ThreadView) -> object:
     "pm_remove_contig",
     "lock",
     "spin_lock(&pm->pm_lock); look for MAP_LOCKED VMRs on pm_vmrs",
+    lock="pm_lock",
 )
 def rm_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
@@ -491,7 +492,8 @@ def rm_writepage(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("pm_remove_contig", "relock", "spin_lock(&pm->pm_lock); if (i < end) goto handle_dirty")
+@CODE.step("pm_remove_contig", "relock", "spin_lock(&pm->pm_lock); if (i < end) goto handle_dirty",
+           lock="pm_lock")
 def rm_relock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED

@@ -92,9 +92,14 @@ class Explorer:
         pc = state[base]
         if pc == DONE_PC:
             return None
+        steps = layout.steps
+        lock = steps[pc].lock  # type: ignore[union-attr]
+        if lock is not None:
+            held = state[layout.lock_off[t][lock]]
+            if held and held != t + 1:  # spinning: no step (t + 1 would be a self-deadlock)
+                return None
         m = Machine(layout, state)
         tv = ThreadView(m, t)
-        steps = layout.steps
         if pcs is not None:
             pcs.append(pc)
         try:
