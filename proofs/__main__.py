@@ -16,7 +16,7 @@ from pagemap.results import CheckResult
 
 #: Modules with ``run(word_bits=None) -> list[CheckResult]``; the removal-phase
 #: invariants will be appended here.
-PROOF_MODULES: list[str] = ["proofs.encoding"]
+PROOF_MODULES: list[str] = ["proofs.encoding", "proofs.removal"]
 
 _COLUMNS = ("theorem", "variant", "bits", "result", "expected", "seconds")
 

@@ -45,7 +45,7 @@ class Collector(NamedTuple):
 
 
 COLLECTORS: tuple[Collector, ...] = (
-    Collector("proof", "proofs.encoding:run"),
+    Collector("proof", "proofs.__main__:run_all"),
     Collector("crosshair", "proofs.crosshair_checks:run"),
     Collector("scenario", "pagemap.checker.suite:run"),
     Collector("test", "pagemap.verify:run_pytest"),

@@ -71,6 +71,10 @@ class Explorer:
         self.layout: Layout = build_layout(cfg, contracts, replace)
         self.nthreads = len(cfg.threads)
         self.merge_local = merge_local
+        # One Machine and its thread views, reused by every unrecorded step
+        # (a step's result is frozen into a tuple before the next one runs).
+        self._m = Machine(self.layout, ())
+        self._tv = [ThreadView(self._m, t) for t in range(self.nthreads)]
 
     # -- one transition ----------------------------------------------------------
     def step(self, state: tuple[int, ...], t: int) -> tuple[int, ...] | None:
@@ -98,9 +102,13 @@ class Explorer:
             held = state[layout.lock_off[t][lock]]
             if held and held != t + 1:  # spinning: no step (t + 1 would be a self-deadlock)
                 return None
-        m = Machine(layout, state)
-        tv = ThreadView(m, t)
-        if pcs is not None:
+        if pcs is None:
+            m, tv = self._m, self._tv[t]
+            m.v = list(state)
+            m.events = []
+        else:
+            m = Machine(layout, state)
+            tv = ThreadView(m, t)
             pcs.append(pc)
         try:
             if steps[pc].fn(m, tv) is BLOCKED:  # type: ignore[union-attr]
@@ -204,21 +212,37 @@ class Explorer:
         v0 = check_state(layout, init)
         if v0 is not None:
             return outcome("violation", invariant=v0.invariant, message=v0.message, path=path(0))
+        # The successors of a state, in the fixed order of ``successors``
+        # (threads by number, then flushes), inlined here: this is the hot loop.
+        step = self.step
+        actors = [(t, -1) for t in range(self.nthreads)]
+        actors += [(-(t + 1), off) for t, off in self.layout.flush.items()]
         while head < len(keys):
             s, parts = store.state(keys[head])
             moved = False
-            for who, nxt, viol in self.successors(s):
+            for who, flush_off in actors:
+                if who >= 0:
+                    try:
+                        nxt = step(s, who)
+                    except Violation as viol:
+                        transitions += 1
+                        return outcome(
+                            "violation",
+                            invariant=viol.invariant,
+                            message=viol.message,
+                            path=path(head),
+                            final=(None, self.move(s, who)),
+                        )
+                    if nxt is None:
+                        continue
+                else:
+                    if not s[flush_off]:
+                        continue
+                    r = self.run_flush(s, -who - 1)
+                    assert r is not None
+                    nxt = r[0]
                 transitions += 1
                 moved = True
-                if viol is not None:
-                    return outcome(
-                        "violation",
-                        invariant=viol.invariant,
-                        message=viol.message,
-                        path=path(head),
-                        final=(None, self.move(s, who)),
-                    )
-                assert nxt is not None
                 k = store.key_after(nxt, parts, who if who >= 0 else None)
                 if k in index:
                     continue
