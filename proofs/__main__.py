@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from pagemap.results import CheckResult
 
-#: Modules with ``run(word_bits=None) -> list[CheckResult]``; the removal-phase
-#: invariants will be appended here.
-PROOF_MODULES: list[str] = ["proofs.encoding", "proofs.removal"]
+#: Modules with ``run(word_bits=None) -> list[CheckResult]``: the slot-encoding
+#: lemmas and the removal-phase invariants.
+PROOF_MODULES: tuple[str, ...] = ("proofs.encoding", "proofs.removal")
 
 _COLUMNS = ("theorem", "variant", "bits", "result", "expected", "seconds")
 

@@ -9,7 +9,6 @@ store no more states than the full one."""
 from __future__ import annotations
 
 import pytest
-
 from pagemap.checker import mutations as mut
 from pagemap.checker.explore import Explorer
 from pagemap.checker.scenario import load

@@ -67,5 +67,5 @@ def test_finding_is_reproduced(finding) -> None:  # type: ignore[no-untyped-def]
 
 def test_spec_index_links_exist() -> None:
     index = (SPEC / "README.md").read_text()
-    for link in re.findall(r"\]\(([a-z_]+\.md)\)", index):
+    for link in re.findall(r"\]\(([a-z_/-]+\.md)\)", index):
         assert (SPEC / link).exists(), link

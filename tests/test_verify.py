@@ -110,7 +110,7 @@ def test_registry_is_a_tuple_of_the_four_collectors_in_kind_order() -> None:
     assert isinstance(verify.COLLECTORS, tuple)
     assert [c.kind for c in verify.COLLECTORS] == list(KINDS)
     assert [c.target for c in verify.COLLECTORS] == [
-        "proofs.encoding:run",
+        "proofs.__main__:run_all",
         "proofs.crosshair_checks:run",
         "pagemap.checker.suite:run",
         "pagemap.verify:run_pytest",

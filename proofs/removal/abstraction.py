@@ -1,0 +1,443 @@
+"""The abstraction function: a concrete state of the executable model, seen from one
+slot, one PTE and one TLB entry, as values of the symbolic state (proofs/removal/state.py).
+
+A *focus* picks the slot index ``i``, the PTE ``X = pte(v, k)`` of a shared VMR
+``v`` mapping file page ``i`` (or none: a phantom X whose VMR is already gone)
+and the user thread ``u`` whose TLB entry for X is ``E`` (or none).  Every
+other thread, PTE and TLB entry is summarised exactly as the symbolic state
+counts it.  Registers are read only where the symbolic state has a copy of
+them (``rm_old`` at i, the remover's and munmap's PTE registers at X, ...).
+
+``AbstractionError`` means a concrete state the symbolic state cannot
+represent (X or E naming a page that is not P): the refinement check reports
+it as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pagemap.codec import make_codec
+from pagemap.machine import DONE_PC, Layout, Machine, ThreadView, tlb_dirty, tlb_ppn
+from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, pte2ppn
+from pagemap.removal import _vmr_range, store_get
+from pagemap.slot import PAGE2PPN_NULL
+from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PROT_WRITE
+
+from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Rm
+
+_RAW = make_codec(contracts=False)
+
+
+class AbstractionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Focus:
+    i: int  # slot index (file page)
+    v: int | None  # X's VMR
+    k: int  # X's page within the VMR
+    u: int | None  # E's thread
+
+    def describe(self, layout: Layout) -> str:
+        cfg = layout.cfg
+        x = f"{cfg.vmrs[self.v].name}+{self.k}" if self.v is not None else "-"
+        e = cfg.threads[self.u].name if self.u is not None else "-"
+        return f"slot {self.i}, X {x}, E {e}"
+
+
+def foci(layout: Layout) -> Iterator[Focus]:
+    """Every choice of (slot, X, E) a configuration offers."""
+    cfg = layout.cfg
+    for i in range(cfg.file_pages):
+        found = False
+        for v, vmr in enumerate(cfg.vmrs):
+            if not vmr.vm_flags & MAP_SHARED or not vmr.first_idx <= i < vmr.first_idx + vmr.npages:
+                continue
+            found = True
+            users: list[int | None] = [t for t, th in enumerate(cfg.threads)
+                                       if th.proc == vmr.proc]
+            for u in users or [None]:
+                yield Focus(i, v, i - vmr.first_idx, u)
+        if not found:
+            yield Focus(i, None, 0, None)
+
+
+def _label(layout: Layout, t: ThreadView) -> str | None:
+    pc = t["pc"]
+    if pc == DONE_PC:
+        return None
+    st = layout.steps[pc]
+    assert st is not None
+    return f"{st.func}.{st.label}"
+
+
+class View:
+    """One concrete state, with the per-thread facts every focus needs."""
+
+    def __init__(self, layout: Layout, state: tuple[int, ...]) -> None:
+        self.L = layout
+        self.cfg = layout.cfg
+        self.m = Machine(layout, state)
+        self.threads = [self.m.thread(t) for t in range(len(self.cfg.threads))]
+        self.labels = [_label(layout, t) for t in self.threads]
+
+    def remover(self, i: int) -> ThreadView | None:
+        """The remover past its swap whose range covers i."""
+        for t, lab in zip(self.threads, self.labels, strict=True):
+            if lab is None or lab == "pm_remove_contig.swap":
+                continue
+            if lab.split(".")[0] in ("pm_remove_contig", "shootdown_and_reset") and \
+                    t["rm_index"] <= i < t["rm_index"] + t["rm_nr"]:
+                return t
+        return None
+
+
+def _ret(t: ThreadView) -> int:
+    """The innermost return address."""
+    return t[f"ret{t['sp'] - 1}"]
+
+
+def _at(t: ThreadView, v: int | None, k: int) -> bool:
+    return v is not None and t["rm_vmr"] == v and t["rm_k"] == k
+
+
+def _rm_phase(view: View, r: ThreadView | None, f: Focus) -> int:
+    """pm_remove_contig's phase relative to i (state.Rm)."""
+    if r is None:
+        return Rm.IDLE
+    lab = view.labels[r.id]
+    assert lab is not None
+    func, label = lab.split(".")
+    i, ri = f.i, r["rm_i"]
+    rel = -1 if ri < i else (0 if ri == i else 1)
+    if label == "lock":
+        return Rm.LOCK
+    if label == "mark_read":
+        return Rm.MARK if rel <= 0 else Rm.P2
+    if label in ("mark_cas", "mark_page"):
+        return {-1: Rm.MARK, 1: Rm.P2}.get(rel, Rm.MCAS if label == "mark_cas" else Rm.MPAGE)
+    if func == "shootdown_and_reset":
+        if label == "wait" and _x_v2(view, r, f) and f.v is not None and \
+                store_get(r, r["sd_j"]) == view.cfg.vmrs[f.v].proc + 1:
+            return Rm.P2WAIT
+        return Rm.P2
+    if label.startswith("p2_"):
+        return Rm.P2W if label == "p2_write" and _at(r, f.v, f.k) else Rm.P2
+    if label.startswith("p3_"):
+        if label == "p3_dirty" and _at(r, f.v, f.k):
+            return Rm.P3D
+        if label == "p3_zero" and _at(r, f.v, f.k):
+            return Rm.P3Z
+        return Rm.P3
+    if label == "dirty_start":
+        return Rm.DL
+    if label in ("dirty_read", "dirty_unlock"):
+        return Rm.DL if rel <= 0 else Rm.DDONE
+    if label in ("dirty_recheck", "dirty_test", "dirty_unmark", "dirty_clean"):
+        at = {"dirty_recheck": Rm.DRC, "dirty_test": Rm.DT, "dirty_unmark": Rm.DUM,
+              "dirty_clean": Rm.DCL}[label]
+        return {-1: Rm.DL, 1: Rm.DDONE}.get(rel, at)
+    if label in ("writepage", "relock"):
+        return Rm.WB
+    if label == "final_read":
+        return Rm.FL if rel <= 0 else Rm.FDONE
+    if label in ("final_cas", "final_unmark", "final_zero_flags", "final_decref", "final_delete"):
+        at = {"final_cas": Rm.FCAS, "final_unmark": Rm.FUM, "final_zero_flags": Rm.FZERO,
+              "final_decref": Rm.FDEC, "final_delete": Rm.FDEL}[label]
+        return {-1: Rm.FL, 1: Rm.FDONE}.get(rel, at)
+    if label == "final_unlock":
+        return Rm.FDONE
+    if label == "done":
+        return Rm.RDONE
+    raise AbstractionError(f"remover at an unknown step {lab}")
+
+
+def _x_vis(view: View, r: ThreadView | None, f: Focus) -> bool:
+    if r is None or f.v is None or view.labels[r.id] == "pm_remove_contig.lock":
+        return False
+    return _vmr_range(view.m, r, f.v) is not None
+
+
+def _x_v2(view: View, r: ThreadView, f: Focus) -> bool:
+    """Pass 2 has visited X."""
+    if not _x_vis(view, r, f):
+        return False
+    v, k = f.v, f.k
+    assert v is not None
+    lab = view.labels[r.id]
+    assert lab is not None
+    func, label = lab.split(".")
+    vm, rk = r["rm_vmr"], r["rm_k"]
+    if func == "shootdown_and_reset":
+        if _ret(r) == view.L.code.pc("pm_remove_contig.p3_start"):
+            return True
+        return vm > v
+    if label in ("p2_vmr", "p2_lock", "p2_push"):
+        return vm > v
+    if label == "p2_read":
+        return vm > v or (vm == v and rk > k)
+    if label == "p2_write":
+        return vm > v or (vm == v and rk >= k)
+    if label == "p2_unlock":
+        return vm >= v
+    return label == "p2_done"
+
+
+def _x_owed(view: View, r: ThreadView, f: Focus) -> bool:
+    """X's process is in the current batch (or about to join it), not yet shot down."""
+    assert f.v is not None
+    proc = view.cfg.vmrs[f.v].proc + 1
+    lab = view.labels[r.id]
+    assert lab is not None
+    label = lab.split(".")[1]
+    if label in ("p2_read", "p2_write", "p2_unlock") and r["rm_vmr"] == f.v:
+        return True
+    if r["rm_after"] == proc:
+        return True
+    start = 0
+    if lab == "shootdown_and_reset.send":
+        start = r["sd_j"]
+    elif lab == "shootdown_and_reset.wait":
+        start = r["sd_j"] + 1
+    return any(store_get(r, j) == proc for j in range(start, r["rm_n"]))
+
+
+def _x_v3(view: View, r: ThreadView, f: Focus) -> bool:
+    if not _x_vis(view, r, f):
+        return False
+    v, k = f.v, f.k
+    assert v is not None
+    lab = view.labels[r.id]
+    assert lab is not None
+    label = lab.split(".")[1]
+    vm, rk = r["rm_vmr"], r["rm_k"]
+    if label in ("p3_start",):
+        return False
+    if label in ("p3_vmr", "p3_lock"):
+        return vm > v
+    if label == "p3_read":
+        return vm > v or (vm == v and rk > k)
+    if label in ("p3_dirty", "p3_zero"):
+        return vm > v or (vm == v and rk >= k)
+    if label == "p3_unlock":
+        return vm >= v
+    return False
+
+
+def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
+    """munmap of X's VMR: its phase (state.Mu) and its thread."""
+    if f.v is None:
+        return Mu.NONE, None
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if lab is None:
+            continue
+        func, label = lab.split(".")
+        if func == "pm_remove_vmr" and t["rmv_vmr"] == f.v:
+            return Mu.UL, t
+        if func != "munmap" or t["mu_vmr"] != f.v:
+            continue
+        k, mk = f.k, t["mu_k"]
+        phase = {
+            "lock_vmr": Mu.NONE, "lock_pte1": Mu.P1, "unlock_pte1": Mu.P1D,
+            "shootdown": Mu.P1D, "shootdown_wait": Mu.SDW, "lock_pte2": Mu.P2,
+            "unlock_pte2": Mu.P2D, "unlock_vmr": Mu.DEAD,
+        }.get(label)
+        if phase is None:
+            if label == "p1_read":
+                phase = Mu.P1 if mk <= k else Mu.P1D
+            elif label == "p1_write":
+                phase = Mu.P1W if mk == k else (Mu.P1 if mk < k else Mu.P1D)
+            elif label == "p2_read":
+                phase = Mu.P2 if mk <= k else Mu.P2D
+            elif label == "p2_zero":
+                phase = Mu.P2R if mk == k else (Mu.P2 if mk < k else Mu.P2D)
+            else:
+                raise AbstractionError(f"munmap at an unknown step {lab}")
+        return phase, t
+    return Mu.NONE, None
+
+
+def _names(pte: int, page: int | None) -> bool:
+    return pte != 0 and page is not None and pte2ppn(pte) == page
+
+
+def abstract(layout: Layout, state: tuple[int, ...], f: Focus) -> dict[str, Any]:
+    """The symbolic state's values (unprimed names) for one concrete state."""
+    view = View(layout, state)
+    m, cfg, bits = view.m, view.cfg, view.cfg.word_bits
+    i = f.i
+    r = view.remover(i)
+    rm = _rm_phase(view, r, f)
+    run = rm in Rm.RUN
+
+    # P: the slot's page, or the page the final loop is freeing.
+    page: int | None = None
+    if r is not None and rm in (Rm.FZERO, Rm.FDEC):
+        page = r["rm_page"]
+    else:
+        p = _RAW.pm_slot_get_page(m.slot(i), bits)
+        if p is not None and m.in_pool(p):
+            page = p
+    live = page is not None
+    flags = m.pg(page, "flags") if page is not None else 0
+    a: dict[str, Any] = {
+        "null": PAGE2PPN_NULL[bits] & ((1 << bits) - 1),
+        "sync": cfg.shootdown == "sync",
+        "slot": m.slot(i), "ppn": page or 0, "live": live,
+        "upd": bool(flags & PG_UPTODATE), "rmf": bool(flags & PG_REMOVAL),
+        "dirty": bool(flags & PG_DIRTY),
+        "newer": live and m.pg(page, "data") != m.store(i),
+    }
+
+    # Slot references and who holds pm_lock.
+    holders = fw = 0
+    finder = inserter = None
+    oins = False
+    removed = 0
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if t["holds"] == i + 1:
+            holders += 1
+            fw += lab == "file_io.dirty"
+        if lab in ("pm_find_page.read", "pm_find_page.cas", "pm_find_page.unlock") and \
+                t["find_index"] == i:
+            finder = t
+        if lab in ("pm_insert_page.insert", "pm_insert_page.unlock"):
+            if t["ins_index"] == i:
+                inserter = t
+            elif lab == "pm_insert_page.unlock":
+                oins = True
+        # nr_removed not yet subtracted from pm_num_pages (final_unlock does that;
+        # the register lives on until `done`).  Only removers carry the register.
+        if "rm_removed" in t.reg and lab != "pm_remove_contig.done":
+            removed += t["rm_removed"]
+    a.update(holders=holders, fw=fw, oins=oins, removed=removed)
+    fpc, f_old = Find.NONE, 0
+    if finder is not None:
+        lab = view.labels[finder.id]
+        fpc = {"pm_find_page.read": Find.READ, "pm_find_page.cas": Find.CAS}.get(
+            lab or "", Find.HIT if finder["find_page"] else Find.MISS)
+        f_old = finder["find_old"] if fpc == Find.CAS else 0
+    ipc = Ins.NONE
+    if inserter is not None:
+        ipc = Ins.INS if view.labels[inserter.id] == "pm_insert_page.insert" else Ins.UNL
+    mu, mt = _mu_phase(view, f)
+    owner = m.get("pm_lock") - 1
+    lock = Lock.FREE
+    if owner >= 0:
+        lock = Lock.OTHER
+        if finder is not None and owner == finder.id:
+            lock = Lock.FIND
+        elif inserter is not None and owner == inserter.id:
+            lock = Lock.INS
+        elif r is not None and owner == r.id and rm in Rm.HOLDS:
+            lock = Lock.RM
+        elif mt is not None and owner == mt.id and mu == Mu.UL:
+            lock = Lock.MU
+    a.update(lock=lock, fpc=fpc, f_old=f_old, ipc=ipc, num=m.get("pm_num_pages"))
+
+    others = 0
+    for j in range(cfg.file_pages):
+        if j == i:
+            continue
+        p = _RAW.pm_slot_get_page(m.slot(j), bits)
+        others += p is not None and m.in_pool(p)
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if lab in ("pm_remove_contig.final_zero_flags", "pm_remove_contig.final_decref") and \
+                t["rm_i"] != i:
+            others += 1
+    a["others"] = others
+
+    # The remover.
+    a["rm"] = rm
+    a["rm_old"] = r["rm_old"] if r is not None and rm in (
+        Rm.MCAS, Rm.MPAGE, Rm.FCAS, Rm.FUM, Rm.FZERO, Rm.FDEC, Rm.FDEL) else 0
+    a["pinned"] = bool(run and r is not None and r["rm_pinned"] and any(
+        m.on_pm(w) and vmr.vm_flags & MAP_LOCKED and vmr.first_idx <= i < vmr.first_idx +
+        vmr.npages for w, vmr in enumerate(cfg.vmrs)))
+    wb = False
+    if r is not None and rm in Rm.DIRTY + (Rm.WB,) and view.labels[r.id] != \
+            "pm_remove_contig.relock":
+        start = r["rm_j"] if view.labels[r.id] == "pm_remove_contig.writepage" else 0
+        wb = page is not None and any(store_get(r, j) == page for j in range(start, r["rm_n"]))
+    a["wb"] = wb
+    a["dl_before"] = rm == Rm.WB and r is not None and r["rm_i"] <= i
+    a["ord"] = bool(
+        r is not None and cfg.fix("atomic-pte-update")
+        and view.labels[r.id] == "pm_remove_contig.p3_dirty" and not _at(r, f.v, f.k)
+        and _names(r["rm_pte"], page) and r["rm_pte"] & PTE_D)
+
+    # X.
+    if f.v is not None:
+        vmr = cfg.vmrs[f.v]
+        pte = m.pte(f.v, f.k)
+        if pte and not _names(pte, page):
+            raise AbstractionError(f"X = {pte:#x} names page {pte2ppn(pte)}, not P = {page}")
+        xn = _names(pte, page)
+        a.update(xn=xn, xp=xn and bool(pte & PTE_P), xd=xn and bool(pte & PTE_D),
+                 x_w=bool(vmr.vm_prot & PROT_WRITE), x_locked=bool(vmr.vm_flags & MAP_LOCKED),
+                 x_linked=m.on_pm(f.v), x_alive=m.alive(f.v))
+    else:
+        a.update(xn=False, xp=False, xd=False, x_w=False, x_locked=False, x_linked=False,
+                 x_alive=False)
+    a["x_hasidx"] = bool(run and f.v is not None and r is not None and
+                         _RAW.vmr_has_page_idx(cfg.vmrs[f.v], r["rm_index"]))
+    a["x_vis"] = run and _x_vis(view, r, f)
+    x_v2 = rm in Rm.PASS2 and r is not None and _x_v2(view, r, f)
+    a["x_v2"] = x_v2
+    a["x_sent"] = x_v2 and r is not None and not _x_owed(view, r, f)
+    a["x_v3"] = rm in Rm.PASS3 and r is not None and _x_v3(view, r, f)
+    rr_n = rr_d = False
+    if rm in (Rm.P2W, Rm.P3D, Rm.P3Z) and r is not None:
+        rr_n, rr_d = _names(r["rm_pte"], page), bool(r["rm_pte"] & PTE_D)
+    a.update(rr_n=rr_n, rr_d=rr_d)
+
+    # munmap of X's VMR.
+    a["mu"] = mu
+    a["mu_need"] = bool(mt is not None and mu in (Mu.P1, Mu.P1W, Mu.P1D) and mt["mu_needed"])
+    mr_n = mr_d = False
+    if mu in (Mu.P1W, Mu.P2R) and mt is not None:
+        mr_n, mr_d = _names(mt["mu_pte"], page), bool(mt["mu_pte"] & PTE_D)
+    a.update(mr_n=mr_n, mr_d=mr_d)
+
+    # E.
+    e = ed = ep = False
+    if f.u is not None and f.v is not None:
+        entry = m.tlb(f.u, f.v, f.k)
+        if entry and tlb_ppn(entry) != page:
+            raise AbstractionError(f"E maps page {tlb_ppn(entry)}, not P = {page}")
+        e = bool(entry)
+        ed = e and tlb_dirty(entry)
+        ep = m.flush_pending(f.u)
+    a.update(e=e, ed=ed, ep=ep)
+
+    # Other PTEs naming P, and munmap registers holding their D bit.
+    counts = dict.fromkeys(OTHERS, 0)
+    for w, vmr in enumerate(cfg.vmrs):
+        for k in range(vmr.npages):
+            if (w, k) == (f.v, f.k):
+                continue
+            pte = m.pte(w, k)
+            if not _names(pte, page):
+                continue
+            cls = "b" if run and r is not None and _vmr_range(m, r, w) is None else "a"
+            key = f"{cls}_{'p' if pte & PTE_P else 'n'}{'d' if pte & PTE_D else 'c'}"
+            counts[key] += 1
+    a.update(counts)
+    omd = 0
+    if cfg.fix("munmap-fold-dirty"):
+        for t, lab in zip(view.threads, view.labels, strict=True):
+            if lab == "munmap.p2_zero" and (t["mu_vmr"], t["mu_k"]) != (f.v, f.k) and \
+                    _names(t["mu_pte"], page) and t["mu_pte"] & PTE_D:
+                omd += 1
+    a["omd"] = omd
+    return a
+
+
+def thread_finished(layout: Layout, pre: tuple[int, ...], post: tuple[int, ...], t: int) -> bool:
+    """Thread t ran its last op to completion in this transition."""
+    base = layout.thread0[t]
+    return pre[base] != DONE_PC and post[base] == DONE_PC

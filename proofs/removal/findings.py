@@ -1,0 +1,146 @@
+"""The counterexamples to induction Z3 finds when a fix is missing, and the checker
+finding each one explains (spec/findings.md, ``pagemap.checker.findings``).
+
+On ``seed`` every entry below is a counterexample; on ``fixed-without-FIX`` exactly
+the entries of FIX are (tests/test_removal_proofs.py checks both, and that no other
+(invariant, step) pair fails).  Each entry has a *pin*: the documented bad case,
+added to the assumptions of the theorem's twin, which must be a counterexample too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import z3
+from pagemap.checker.findings import FINDINGS as CHECKER_FINDINGS
+
+from proofs.removal.system import System, others_dirty, others_total
+
+And, Not = z3.And, z3.Not
+S = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Expected:
+    fix: str  # the fix whose absence makes this a counterexample
+    finding: str  # F1..F5
+    invariant: str
+    step: str
+    pin: Callable[[System, S, S], Any]
+    pin_doc: str
+    why: str
+
+
+def _d_lost_x(reg: str) -> Callable[[System, S, S], Any]:
+    return lambda sys, a, b: And(a[reg] == z3.BoolVal(False), a["xd"])
+
+
+def _d_lost_other(sys: System, a: S, b: S) -> Any:
+    return And(others_dirty(b) < others_dirty(a), Not(b["dirty"]))
+
+
+def _np_d_lost(sys: System, a: S, b: S) -> Any:
+    """A not-present PTE with PTE_D (munmap's pass 1 cleared PTE_P) is zeroed."""
+    return And(b["a_nd"] + b["b_nd"] < a["a_nd"] + a["b_nd"], Not(b["dirty"]))
+
+
+def _queued_only(sys: System, a: S, b: S) -> Any:
+    return And(Not(a["sync"]), a["e"], b["e"], b["ep"])
+
+
+def _x_skipped(sys: System, a: S, b: S) -> Any:
+    return And(a["x_linked"], Not(a["x_locked"]), Not(b["x_hasidx"]))
+
+
+def _new_in_skipped(sys: System, a: S, b: S) -> Any:
+    return And(others_total(b, "b") > others_total(a, "b"), Not(a["pinned"]))
+
+
+def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
+    return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
+
+
+F1 = ("atomic-pte-update", "F1")
+F2 = ("removal-shootdown-wait", "F2")
+F3 = ("removal-vmr-overlap", "F3")
+F4 = ("munmap-fold-dirty", "F4")
+F5 = ("munmap-shootdown-wait", "F5")
+
+_D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
+_D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
+
+EXPECTED: tuple[Expected, ...] = (
+    *(Expected(*F1, inv, "rm_p2_write_x", _d_lost_x("rr_d"),
+               "remover read X without D, X has D now",
+               "pm_remove_contig pass 2: " + _D1)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F1, inv, "rm_p2_other", _d_lost_other,
+               "another PTE naming P loses PTE_D, PG_DIRTY clear",
+               "pm_remove_contig pass 2, on another PTE: " + _D1)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F1, inv, "mu_p1_write_x", _d_lost_x("mr_d"),
+               "munmap read X without D, X has D now",
+               "__munmap_mark_not_present (munmap pass 1): " + _D1)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F1, inv, "mu_p1_other", _d_lost_other,
+               "another PTE naming P loses PTE_D, PG_DIRTY clear",
+               "munmap pass 1, on another PTE: " + _D1)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F2, inv, "rm_send_x", _queued_only,
+               "async shootdown: E survives the send, only a flush is queued",
+               "proc_tlbshootdown returns before E's core has flushed, and pm_remove_contig "
+               "goes on to read PTE_D and free the page")
+      for inv in ("shootdown-post", "tlb-covered")),
+    Expected(*F3, "passes-visit-every-vmr", "rm_lock", _x_skipped,
+             "X's VMR is on pm_vmrs, not MAP_LOCKED, and does not map `index`",
+             "passes 2 and 3 skip VMRs for which vmr_has_page_idx(vmr, index) is false"),
+    Expected(*F3, "passes-visit-every-vmr", "fault_install_other", _new_in_skipped,
+             "a fault installs a PTE of P in a skipped VMR, P not pinned",
+             "a skipped VMR keeps getting PTEs to a page the run may free"),
+    Expected(*F3, "passes-visit-every-vmr", "mu_unlink", _unpinned_by_unlink,
+             "unlinking the MAP_LOCKED VMR unpins i while a skipped VMR maps P",
+             "with the seed's rule, skipped VMRs are not only the pinned ones"),
+    *(Expected(*F4, inv, "mu_p2_zero_x", lambda sys, a, b: a["mr_d"],
+               "the value munmap read has PTE_D", "munmap pass 2 on X: " + _D4)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F4, inv, "mu_p2_other", _np_d_lost,
+               "another not-present PTE with PTE_D is zeroed, PG_DIRTY clear",
+               "munmap pass 2 on another PTE: " + _D4)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
+             "async shootdown: E survives the send, only a flush is queued",
+             "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "
+             "the PTE and unlinks the VMR, and no later shootdown covers E (for private "
+             "pages munmap frees the page itself: F5's trace)"),
+)
+
+
+def expected_for(variant: str) -> tuple[Expected, ...]:
+    """The counterexamples a variant must show: all on seed, FIX's on fixed-without-FIX."""
+    if variant == "seed":
+        return EXPECTED
+    prefix = "fixed-without-"
+    if variant.startswith(prefix):
+        return tuple(e for e in EXPECTED if e.fix == variant[len(prefix):])
+    return ()
+
+
+#: Scenarios of this package showing a finding the way Z3's counterexample does, where
+#: the checker's own finding scenario shows another side of it.  F5's trace frees a
+#: private page in munmap; Z3's counterexample is a shared page that munmap unlinks
+#: and pm_remove_contig then frees under a stale TLB entry.
+EXTRA_SCENARIOS = {"F5": ("finding-f5-shared-page.toml",)}
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def checker_scenarios(finding: str) -> list[Path]:
+    """The scenarios whose fixed-without-FIX run shows a finding: the checker's, then ours."""
+    own = [f.path for f in CHECKER_FINDINGS if f.id == finding]
+    return own + [SCENARIO_DIR / name for name in EXTRA_SCENARIOS.get(finding, ())]
+
+
+def fix_of(finding: str) -> str:
+    return next(f.fix for f in CHECKER_FINDINGS if f.id == finding)

@@ -1,0 +1,301 @@
+"""Steps of the address-space side: page faults, the TLB, user stores, munmap
+(kern/src/mm.c, the hardware of DESIGN §4, proc_tlbshootdown).
+
+X is one PTE of a shared VMR mapping file page f and E one core's TLB entry
+for X.  Every other PTE naming P is counted by class and (present, dirty);
+every other TLB entry is summarised, in the manner of the CMP method: a store
+through another entry is allowed whenever the invariants proven of E would
+allow it for that entry -- through a present PTE (which then gets PTE_D), or
+through a dirty entry while the protocol still records that P is dirty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+
+from proofs.removal.state import Lock, Mu, Rm
+from proofs.removal.system import (
+    FREE,
+    Alt,
+    System,
+    is_in,
+    move,
+    others_total,
+    plain_holder,
+    plus,
+    record,
+    step,
+)
+
+And, Or, Not = z3.And, z3.Or, z3.Not
+
+#: The remover holds X's process's pte_lock between reading and writing X.
+RM_RMW_X = (Rm.P2W, Rm.P3D, Rm.P3Z)
+#: munmap holds it between reading and writing X.
+MU_RMW_X = (Mu.P1W, Mu.P2R)
+
+# -- handle_page_fault ----------------------------------------------------------------------
+
+
+@step("fault_install_x", ["handle_page_fault.write_pte"])
+def fault_install_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A holder's page fault installs X: PTE(P, P|prot), keeping PTE_D of a !P PTE.
+
+    Needs vmr_lock (no munmap of X's VMR in progress) and a live VMR."""
+    g = And(pre["upd"], plain_holder(pre), pre["mu"] == Mu.NONE, pre["x_alive"],
+            pre["x_linked"], Not(And(pre["xn"], pre["xp"])),
+            Not(is_in(pre["rm"], RM_RMW_X)))
+    return [Alt(g, {"xn": True, "xp": True, "xd": And(pre["xn"], pre["xd"])})]
+
+
+@step("fault_install_other", ["handle_page_fault.write_pte"])
+def fault_install_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A holder's page fault installs another PTE naming P (new, or !P keeping PTE_D).
+
+    A new PTE is in class b only during a run, and on fixed only if i is pinned."""
+    g = And(pre["upd"], plain_holder(pre))
+    may_b = And(is_in(pre["rm"], Rm.RUN),
+                Or(z3.BoolVal(not sys.fix("removal-vmr-overlap")), pre["pinned"]))
+    out = [Alt(g, {"a_pc": pre["a_pc"] + 1}), Alt(And(g, may_b), {"b_pc": pre["b_pc"] + 1})]
+    for c in "ab":
+        out.append(plus(move(pre, f"{c}_nc", f"{c}_pc"), g))
+        out.append(plus(move(pre, f"{c}_nd", f"{c}_pd"), g))
+    return out
+
+
+# -- the hardware: E ------------------------------------------------------------------------
+
+
+@step("tlb_fill_read", ["user_access.try"])
+def tlb_fill_read(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A load misses, walks present X: E is filled with X's dirty bit."""
+    return [Alt(And(Not(pre["e"]), pre["xn"], pre["xp"]), {"e": True, "ed": pre["xd"]})]
+
+
+@step("tlb_fill_write", ["user_access.try"])
+def tlb_fill_write(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A store misses, walks present writable X: sets PTE_D, fills E dirty, stores."""
+    return [Alt(And(Not(pre["e"]), pre["xn"], pre["xp"], pre["x_w"]),
+                {"e": True, "ed": True, "xd": True, "newer": True})]
+
+
+@step("tlb_store_dirty", ["user_access.try"])
+def tlb_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A store hits dirty E: straight to the page, the PTE is not looked at."""
+    return [Alt(And(pre["e"], pre["ed"]), {"newer": True})]
+
+
+@step("tlb_store_clean", ["user_access.try"])
+def tlb_store_clean(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A store hits clean E: the CPU's locked update sets PTE_D of present X."""
+    return [Alt(And(pre["e"], Not(pre["ed"]), pre["x_w"], pre["xn"], pre["xp"]),
+                {"ed": True, "xd": True, "newer": True})]
+
+
+@step("tlb_store_fault", ["user_access.try"])
+def tlb_store_fault(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A store hits clean E but X is not present: page fault, E is dropped."""
+    return [Alt(And(pre["e"], Not(pre["ed"]), pre["x_w"], Not(And(pre["xn"], pre["xp"]))),
+                {"e": False, "ed": False})]
+
+
+@step("tlb_flush", ["flush event (proc_tlbshootdown's IPI lands)"])
+def tlb_flush(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """The pending flush lands on E's core: its whole TLB goes."""
+    return [Alt(pre["ep"], {"e": False, "ed": False, "ep": False})]
+
+
+@step("tlb_exit", ["dispatch (the thread's last op returns)"])
+def tlb_exit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """E's thread finishes: its core leaves the address space, TLB emptied."""
+    return [Alt(True, {"e": False, "ed": False, "ep": False})]
+
+
+def shoot_e(pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """proc_tlbshootdown reaching E's core: sync empties its TLB; async queues a flush
+    (not to a finished core, which has no entries)."""
+    return [
+        Alt(pre["sync"], {"e": False, "ed": False}),
+        Alt(Not(pre["sync"]), {"ep": True}),
+        Alt(And(Not(pre["sync"]), Not(pre["e"])), {}),
+    ]
+
+
+@step("shootdown_other", ["proc_tlbshootdown (munmap of another VMR; remover before X)"])
+def shootdown_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A shootdown of E's process that the proofs do not track (it only helps)."""
+    return shoot_e(pre, post)
+
+
+# -- stores through other TLB entries (CMP summary) ------------------------------------------
+
+
+@step("other_store_present", ["user_access.try (another core or entry)"])
+def other_store_present(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Another entry stores through a present PTE naming P: that PTE gets PTE_D."""
+    g = And(pre["live"], pre["upd"])
+    out = [Alt(And(g, pre["xn"], pre["xp"], pre["x_w"]), {"xd": True, "newer": True})]
+    for c in "ab":
+        out.append(plus(move(pre, f"{c}_pc", f"{c}_pd"), g, newer=True))
+        out.append(plus(move(pre, f"{c}_pd", f"{c}_pd"), g, newer=True))
+    return out
+
+
+@step("other_store_dirty", ["user_access.try (another dirty entry)"])
+def other_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Another dirty entry stores: allowed only while the protocol records P dirty,
+    which is what `tlb-dirty-recorded` proves of E (and so of every entry)."""
+    lemma = record(pre) if sys.env_lemmas else z3.BoolVal(True)
+    return [Alt(And(pre["live"], pre["upd"], lemma), {"newer": True})]
+
+
+# -- munmap of X's VMR ---------------------------------------------------------------------------
+
+
+@step("mu_start", ["munmap.lock_vmr"])
+def mu_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now."""
+    return [Alt(pre["mu"] == Mu.NONE, {"mu": Mu.P1, "mu_need": False})]
+
+
+@step("mu_p1_x", ["munmap.p1_read"])
+def mu_p1_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """__munmap_mark_not_present on X: clear PTE_P (atomic_and with the fix, else the
+    load of a load+store), set shootdown_needed."""
+    at = And(pre["mu"] == Mu.P1, Not(is_in(pre["rm"], RM_RMW_X)))
+    present = And(pre["xn"], pre["xp"])
+    if sys.fix("atomic-pte-update"):
+        hit = Alt(And(at, present), {"xp": False, "mu_need": True, "mu": Mu.P1D})
+    else:
+        hit = Alt(And(at, present),
+                  {"mr_n": True, "mr_d": pre["xd"], "mu_need": True, "mu": Mu.P1W})
+    return [hit, Alt(And(at, Not(present)), {"mu": Mu.P1D})]
+
+
+@step("mu_p1_write_x", ["munmap.p1_write"])
+def mu_p1_write_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """The store half of *pte &= ~PTE_P: writes back the value read, without P."""
+    return [Alt(pre["mu"] == Mu.P1W, {"xn": pre["mr_n"], "xp": False, "xd": pre["mr_d"],
+                                       "mr_n": False, "mr_d": False, "mu": Mu.P1D})]
+
+
+@step("mu_need", ["munmap.p1_read (another PTE of X's VMR)"])
+def mu_need(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Another present PTE of X's VMR makes the shootdown needed."""
+    return [Alt(Or(pre["mu"] == Mu.P1, pre["mu"] == Mu.P1D), {"mu_need": True})]
+
+
+@step("mu_shootdown", ["munmap.shootdown"])
+def mu_shootdown(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """proc_tlbshootdown(p); with munmap-shootdown-wait (async), wait for the flushes."""
+    at = And(pre["mu"] == Mu.P1D, pre["mu_need"])
+    out = []
+    for alt in shoot_e(pre, post):
+        if sys.fix("munmap-shootdown-wait"):
+            nxt = z3.If(pre["sync"], Mu.P2, Mu.SDW)
+        else:
+            nxt = Mu.P2
+        out.append(plus(alt, at, mu=nxt, mu_need=False))
+    return out
+
+
+@step("mu_no_shootdown", ["munmap.unlock_pte1"])
+def mu_no_shootdown(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """No present PTE in pass 1: no shootdown."""
+    return [Alt(And(pre["mu"] == Mu.P1D, Not(pre["mu_need"])), {"mu": Mu.P2})]
+
+
+@step("mu_wait", ["munmap.shootdown_wait"])
+def mu_wait(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Fix munmap-shootdown-wait: E's core has flushed."""
+    return [Alt(And(pre["mu"] == Mu.SDW, Not(pre["ep"])), {"mu": Mu.P2})]
+
+
+@step("mu_p2_x", ["munmap.p2_read"])
+def mu_p2_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """__vmr_free_pgs on X: read it (exchange it for 0 with munmap-fold-dirty)."""
+    at = And(pre["mu"] == Mu.P2, Not(is_in(pre["rm"], RM_RMW_X)))
+    reg = {"mr_n": True, "mr_d": pre["xd"], "mu": Mu.P2R}
+    if sys.fix("munmap-fold-dirty"):
+        reg.update(xn=False, xp=False, xd=False)
+    return [Alt(And(at, pre["xn"]), reg), Alt(And(at, Not(pre["xn"])), {"mu": Mu.P2D})]
+
+
+@step("mu_p2_zero_x", ["munmap.p2_zero"])
+def mu_p2_zero_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """*pte = 0 (seed, PTE_D dropped); with munmap-fold-dirty, fold the D bit read."""
+    ch: dict[str, Any] = {"mr_n": False, "mr_d": False, "mu": Mu.P2D}
+    if sys.fix("munmap-fold-dirty"):
+        ch["dirty"] = Or(pre["dirty"], And(pre["mr_n"], pre["mr_d"]))
+    else:
+        ch.update(xn=False, xp=False, xd=False)
+    return [Alt(pre["mu"] == Mu.P2R, ch)]
+
+
+@step("mu_unlock_pte", ["munmap.unlock_pte2"])
+def mu_unlock_pte(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """spin_unlock(&p->pte_lock); destroy_vmr -> pm_remove_vmr."""
+    return [Alt(pre["mu"] == Mu.P2D, {"mu": Mu.UL})]
+
+
+@step("mu_pm_lock", ["pm_remove_vmr.lock"])
+def mu_pm_lock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """spin_lock(&pm->pm_lock) in pm_remove_vmr."""
+    return [Alt(And(pre["mu"] == Mu.UL, pre["lock"] == Lock.FREE), {"lock": Lock.MU})]
+
+
+@step("mu_unlink", ["pm_remove_vmr.unlink"])
+def mu_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """TAILQ_REMOVE(&pm->pm_vmrs, vmr): X's VMR leaves the page map's VMR list."""
+    keeps = Or(z3.BoolVal(not sys.fix("removal-vmr-overlap")),
+               others_total(pre, "b") == 0, post["pinned"])
+    return [Alt(And(pre["mu"] == Mu.UL, pre["lock"] == Lock.MU,
+                    z3.Implies(post["pinned"], pre["pinned"]),
+                    z3.Implies(Not(pre["x_locked"]), post["pinned"] == pre["pinned"]), keeps),
+                {"x_linked": False, "x_vis": False, "pinned": FREE, "lock": Lock.FREE,
+                 "mu": Mu.DEAD})]
+
+
+@step("mu_end", ["munmap.unlock_vmr"])
+def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """destroy_vmr unlinks the VMR from the process; spin_unlock(&p->vmr_lock)."""
+    return [Alt(pre["mu"] == Mu.DEAD, {"x_alive": False, "mu": Mu.NONE})]
+
+
+# -- munmap passes over other PTEs naming P -------------------------------------------------------
+
+
+@step("mu_p1_other", ["munmap.p1_read", "munmap.p1_write"])
+def mu_p1_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Pass 1 clears PTE_P of another PTE; the plain load+store (seed) can lose PTE_D."""
+    out = []
+    for c in "ab":
+        out.append(move(pre, f"{c}_pc", f"{c}_nc"))
+        out.append(move(pre, f"{c}_pd", f"{c}_nd"))
+        if not sys.fix("atomic-pte-update"):
+            out.append(move(pre, f"{c}_pd", f"{c}_nc"))
+    return out
+
+
+@step("mu_p2_other", ["munmap.p2_read", "munmap.p2_zero"])
+def mu_p2_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Pass 2 zeroes another PTE: seed drops PTE_D; munmap-fold-dirty keeps it in a
+    register (``omd``) until the fold."""
+    out = []
+    for c in "ab":
+        for s in ("pc", "pd", "nc", "nd"):
+            alt = move(pre, f"{c}_{s}", None)
+            if sys.fix("munmap-fold-dirty") and s.endswith("d"):
+                alt = plus(alt, omd=pre["omd"] + 1)
+            out.append(alt)
+    return out
+
+
+@step("mu_fold_other", ["munmap.p2_zero"])
+def mu_fold_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """munmap-fold-dirty: atomic_or(&page->pg_flags, PG_DIRTY) for the D bit it took."""
+    if not sys.fix("munmap-fold-dirty"):
+        return []
+    return [Alt(pre["omd"] >= 1, {"omd": pre["omd"] - 1, "dirty": True})]

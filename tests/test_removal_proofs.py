@@ -1,0 +1,235 @@
+"""The removal-phase proofs (proofs/removal/): proved on fixed, the findings' counterexamples
+on seed and fixed-without-FIX and no others, twins that fail, and the proofs built on
+the real slot codec."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+import z3
+from pagemap.checker.explore import Explorer
+from pagemap.checker.scenario import load
+from pagemap.config import FIXES
+from pagemap.results import CheckResult
+from pagemap.slot import refcnt_shift
+
+from proofs.removal import state as st
+from proofs.removal import system as system_module
+from proofs.removal.evaluate import compile_formula
+from proofs.removal.findings import EXPECTED, checker_scenarios, expected_for, fix_of
+from proofs.removal.invariants import AUX, CLAIM, INVARIANTS, conjunction
+from proofs.removal.mutants import MARK_WITH_HOLDER, MUTANTS
+from proofs.removal.system import System
+from proofs.removal.theorems import VARIANTS_WITHOUT, Context, run
+from proofs.z3kit import COUNTEREXAMPLE, PROVED
+
+FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
+                  "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
+                  "munmap-shootdown-wait": "F5"}
+
+
+def test_findings_agree_with_the_checker() -> None:
+    """The Z3 counterexamples name the checker's findings by the same fix."""
+    for e in EXPECTED:
+        assert fix_of(e.finding) == e.fix == next(
+            f for f, fid in FINDING_OF_FIX.items() if fid == e.finding)
+    assert {e.finding for e in EXPECTED} == set(FINDING_OF_FIX.values())
+
+
+def test_shared_page_f5_is_reachable_in_the_model() -> None:
+    """Z3's F5 counterexample (a shared page) has a checker witness too."""
+    [own, shared] = checker_scenarios("F5")
+    assert own.name == "finding-munmap-async-private.toml"
+    without = Explorer(load(shared, "fixed-without-munmap-shootdown-wait"),
+                       contracts=False).explore(progress=False)
+    assert (without.verdict, without.invariant) == ("violation", "no-use-after-free")
+    fixed = Explorer(load(shared, "fixed"), contracts=False).explore(progress=False)
+    assert fixed.verdict == "pass"
+
+
+@pytest.fixture(scope="module")
+def results() -> list[CheckResult]:
+    return run(64)
+
+
+def test_every_result_is_expected(results: list[CheckResult]) -> None:
+    bad = [(r.name, r.variant, r.result, r.detail) for r in results if not r.ok]
+    assert not bad
+    assert all(r.kind == "proof" and r.name.startswith("removal/") for r in results)
+
+
+def test_every_invariant_is_proved_on_fixed(results: list[CheckResult]) -> None:
+    fixed = {r.name: r for r in results if r.variant == "fixed"}
+    for inv in INVARIANTS:
+        for part in ("init", "step"):
+            r = fixed[f"removal/{inv.name}/{part}"]
+            assert (r.result, r.expected) == (PROVED, PROVED), r.detail
+    assert {i.kind for i in INVARIANTS} == {CLAIM, "lemma", AUX}
+    assert sum(i.kind == CLAIM for i in INVARIANTS) >= 10
+
+
+def test_findings_are_counterexamples_with_readable_witnesses(
+        results: list[CheckResult]) -> None:
+    rows = [r for r in results if r.expected == COUNTEREXAMPLE]
+    assert {r.variant for r in rows} == {"seed", *VARIANTS_WITHOUT}
+    assert len([r for r in rows if r.variant == "seed"]) == len(EXPECTED)
+    for r in rows:
+        assert r.result == COUNTEREXAMPLE
+        finding = r.detail.split(" ")[0]
+        assert finding in FINDING_OF_FIX.values(), r.detail
+        w = r.witness
+        # the whole pre-state, by name, and the step's effect
+        assert {f"pre.{v.name}" for v in st.VARS} <= set(w)
+        assert any(k.startswith("post.") for k in w)
+        assert any(k.startswith("twin.pre.") for k in w)
+        assert w["pre.rm"] in st.Rm.NAMES and w["pre.lock"] in st.Lock.NAMES
+    for fix in FIXES:
+        variant = f"fixed-without-{fix}"
+        found = {r.detail.split(" ")[0] for r in rows if r.variant == variant}
+        assert found == {FINDING_OF_FIX[fix]}
+
+
+def test_f1_witness_is_the_lost_dirty_bit(results: list[CheckResult]) -> None:
+    [r] = [r for r in results if r.name == "removal/dirty-recorded/rm_p2_write_x"
+           and r.variant == "seed"]
+    w = r.witness
+    assert (w["pre.rm"], w["post.rm"]) == ("p2_write", "pass2")
+    assert w["pre.newer"] == "true" and w["pre.dirty"] == "false"
+    assert (w["twin.pre.rr_d"], w["twin.pre.xd"], w["twin.post.xd"]) == ("false", "true", "false")
+
+
+def _failing_pairs(variant: str) -> set[tuple[str, str]]:
+    """Every (invariant, step) whose induction step fails on a variant."""
+    ctx = Context(variant, 64)
+    out = set()
+    solver = z3.Solver()
+    solver.add(*ctx.dom, ctx.inv, ctx.trans)
+    for inv in INVARIANTS:
+        solver.push()
+        solver.add(z3.Not(inv.formula(ctx.sys, ctx.post)))
+        while solver.check() == z3.sat:
+            k = solver.model().eval(ctx.step_var).as_long()
+            out.add((inv.name, ctx.names[k]))
+            solver.add(ctx.step_var != k)
+        solver.pop()
+    return out
+
+
+@pytest.mark.parametrize("variant", ["fixed", "seed", *VARIANTS_WITHOUT])
+def test_counterexamples_are_exactly_the_findings(variant: str) -> None:
+    """No counterexample without a finding: the failing pairs are those of
+    proofs/removal/findings.py, nothing else (and none on fixed)."""
+    expected = {(e.invariant, e.step) for e in expected_for(variant)}
+    assert _failing_pairs(variant) == expected
+
+
+def test_claims_need_strengthening() -> None:
+    """Most claims are not inductive alone: the aux invariants are needed."""
+    sys_ = System("fixed", 64)
+    pre, post = st.make(64), st.make(64, "'")
+    trans = z3.Or(*[sys_.relation(s, pre, post) for s in sys_.steps()])
+    alone = {}
+    for inv in INVARIANTS:
+        if inv.kind != CLAIM:
+            continue
+        s = z3.Solver()
+        s.add(*st.domain(pre), *st.domain(post), inv.formula(sys_, pre), trans,
+              z3.Not(inv.formula(sys_, post)))
+        alone[inv.name] = s.check() == z3.unsat
+    assert not any(alone.values()), alone
+
+
+def test_every_claim_and_lemma_has_a_mutant_twin() -> None:
+    assert set(MUTANTS) == {i.name for i in INVARIANTS if i.kind != AUX}
+    names = {s.name for s in System().steps()}
+    assert all(step in names for step, _ in MUTANTS.values())
+
+
+def test_mark_without_count_check_breaks_the_removal_flag() -> None:
+    """A mark pass that ignores the refcount marks a held slot: Z3 sees it."""
+    ctx = Context("fixed", 64)
+    mutated = ctx.mutated("rm_mark_read", MARK_WITH_HOLDER.build)
+    s = z3.Solver()
+    claim = next(i for i in INVARIANTS if i.name == "removal-flag-zero-count")
+    s.add(*ctx.dom, ctx.inv, mutated, z3.Not(claim.formula(ctx.sys, ctx.post)))
+    assert s.check() == z3.sat
+
+
+def test_proofs_use_the_slot_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swap in a wrong pm_slot_inc_refcnt: the refcount claim must fail."""
+    def wrong_inc(w, v):  # type: ignore[no-untyped-def]
+        return w.wrap(v + w.const(1 << (refcnt_shift(w.bits) - 1)))
+
+    monkeypatch.setattr(system_module, "slot_inc_refcnt", wrong_inc)
+    ctx = Context("fixed", 64)
+    claim = next(i for i in INVARIANTS if i.name == "count-equals-holders")
+    s = z3.Solver()
+    s.add(*ctx.dom, ctx.inv, ctx.trans, z3.Not(claim.formula(ctx.sys, ctx.post)))
+    assert s.check() == z3.sat
+
+
+@pytest.mark.parametrize("bits", [32])
+def test_slot_claims_on_the_32_bit_word(bits: int) -> None:
+    """The word-size dependent claims, at 32 bits (`make proofs` runs them all)."""
+    ctx = Context("fixed", bits)
+    s = z3.Solver()
+    s.add(*ctx.dom, ctx.inv, ctx.trans)
+    for name in ("removal-flag-zero-count", "count-equals-holders", "freed-page-unreachable"):
+        claim = next(i for i in INVARIANTS if i.name == name)
+        s.push()
+        s.add(z3.Not(claim.formula(ctx.sys, ctx.post)))
+        assert s.check() == z3.unsat, name
+        s.pop()
+
+
+def _value(v: st.Var, bits: int, rng: random.Random) -> object:
+    if v.sort == "bool":
+        return rng.random() < 0.5
+    if v.sort == "bv":
+        return rng.choice([0, 1, (1 << bits) - 1, rng.getrandbits(bits),
+                           rng.getrandbits(11) << refcnt_shift(bits) | rng.getrandbits(8)])
+    if v.sort == "enum":
+        return rng.randrange(v.size)
+    return rng.randrange(0, 4)
+
+
+def _from_model(m: z3.ModelRef, t: object) -> object:
+    val = m.eval(t, model_completion=True)
+    if z3.is_true(val) or z3.is_false(val):
+        return z3.is_true(val)
+    return val.as_long()
+
+
+def test_evaluator_agrees_with_z3() -> None:
+    """The compiled evaluation the refinement check uses is Z3's own semantics: on Z3's
+    models of each step relation, and on those models with one value changed."""
+    rng = random.Random(4)
+    bits = 64
+    sys_ = System("fixed", bits)
+    pre, post = st.make(bits), st.make(bits, "'")
+    terms = {v.name + sfx: s[v.name] for v in st.VARS for s, sfx in ((pre, ""), (post, "'"))}
+    sorts = {v.name + sfx: v for v in st.VARS for sfx in ("", "'")}
+    agree: Counter[bool] = Counter()
+    for step in sys_.steps():
+        f = sys_.relation(step, pre, post)
+        solver = z3.Solver()
+        solver.add(*st.domain(pre), *st.domain(post), conjunction(sys_, pre), f)
+        if solver.check() != z3.sat:
+            continue
+        model = solver.model()
+        fn = compile_formula(f)
+        base = {k: _from_model(model, t) for k, t in terms.items()}
+        for trial in range(4):
+            env = dict(base)
+            if trial:
+                k = rng.choice(list(env))
+                env[k] = _value(sorts[k], bits, rng)
+            subst = [(terms[k], z3.BoolVal(x) if isinstance(x, bool) else
+                      z3.BitVecVal(x, bits) if sorts[k].sort == "bv" else z3.IntVal(x))
+                     for k, x in env.items()]
+            want = z3.is_true(z3.simplify(z3.substitute(f, *subst)))
+            assert fn(env) == want, (step.name, env)
+            agree[want] += 1
+    assert agree[True] > 50 and agree[False] > 10
