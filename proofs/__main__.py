@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from pagemap.results import CheckResult
+from pagemap.results import CheckResult, text_table
 
 #: Modules with ``run(word_bits=None) -> list[CheckResult]``: the slot-encoding
 #: lemmas and the removal-phase invariants.
@@ -30,25 +30,12 @@ def run_all(word_bits: int | None = None) -> list[CheckResult]:
 
 def format_table(results: Sequence[CheckResult]) -> str:
     rows = [
-        (
-            r.name,
-            r.variant or "-",
-            str(r.word_bits or "-"),
-            r.result,
-            r.expected,
-            f"{r.seconds:.3f}",
-        )
+        (r.name, r.variant or "-", str(r.word_bits or "-"), r.result, r.expected,
+         f"{r.seconds:.3f}")
         for r in results
     ]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(_COLUMNS))]
-    lines.append("  ".join("-" * n for n in widths))
-    for r, row in zip(results, rows, strict=True):
-        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-        if not r.ok:
-            line += f"  <-- {r.detail}"
-        lines.append(line.rstrip())
-    return "\n".join(lines)
+    return text_table(_COLUMNS, rows, right=("seconds",),
+                      notes=["" if r.ok else f"UNEXPECTED: {r.detail}" for r in results])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,7 @@ from typing import Any
 
 import icontract
 from pagemap import slot
-from pagemap.results import CheckResult
+from pagemap.results import CheckResult, text_table
 
 #: CPU seconds CrossHair may spend on one postcondition before it gives up.
 PER_CONDITION_TIMEOUT = 5.0
@@ -320,15 +320,8 @@ def format_table(results: Sequence[CheckResult]) -> str:
         (r.name, str(r.word_bits or "any"), r.result, r.expected, f"{r.seconds:.2f}")
         for r in results
     ]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(_COLUMNS))]
-    lines.append("  ".join("-" * n for n in widths))
-    for r, row in zip(results, rows, strict=True):
-        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
-        if not r.ok:
-            line += f"  <-- UNEXPECTED: {r.detail}"
-        lines.append(line.rstrip())
-    return "\n".join(lines)
+    return text_table(_COLUMNS, rows, right=("seconds",),
+                      notes=["" if r.ok else f"UNEXPECTED: {r.detail}" for r in results])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

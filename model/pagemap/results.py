@@ -5,6 +5,7 @@ so that the summary table and `--json` have a single shape."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,3 +34,28 @@ class CheckResult:
         if not d["witness"]:
             del d["witness"]
         return d
+
+
+def text_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: Sequence[str] = (),
+    notes: Sequence[str] | None = None,
+) -> str:
+    """A plain-text table for people: a header, a rule, one line per row;
+    columns named in ``right`` are right-aligned; ``notes[i]``, when given and
+    not empty, follows row i on its line (e.g. why a check was unexpected)."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    rset = {headers.index(h) for h in right}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in rset else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths if w).rstrip()]
+    for i, row in enumerate(rows):
+        note = notes[i] if notes else ""
+        out.append(line(row) + (f"  <-- {note}" if note else ""))
+    return "\n".join(out)

@@ -28,7 +28,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
-from pagemap.results import KINDS, RESULTS, CheckResult
+from pagemap.results import KINDS, RESULTS, CheckResult, text_table
 
 #: Set (to "1") in the environment of the pytest run that `verify` starts.
 NESTED_ENV = "PAGEMAP_VERIFY_NESTED"
@@ -248,16 +248,7 @@ def summary_line(records: Sequence[CheckResult], seconds: float) -> str:
 
 def format_table(records: Sequence[CheckResult], seconds: float) -> str:
     """The table for people, the summary line, then the detail of each mismatch."""
-    rows = [HEADERS, *(_row(r) for r in records)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    right = {HEADERS.index("bits"), HEADERS.index("seconds")}
-    lines = [
-        "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths if w).rstrip())
-    lines.append("")
+    lines = [text_table(HEADERS, [_row(r) for r in records], right=("bits", "seconds")), ""]
     lines.append(summary_line(records, seconds))
     lines.extend(f"{MARK} {r.kind} {r.name}: {r.result}, expected {r.expected}; {r.detail}"
                  for r in records if not r.ok)
