@@ -11,6 +11,10 @@ lookup window it needs is opened.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -101,3 +105,37 @@ def test_spec_lists_every_mutation_and_survivor() -> None:
     text = SPEC.read_text()
     for name in list(mut.MUTATIONS) + list(mut.SURVIVORS):
         assert f"`{name}`" in text, f"spec/mutations.md does not mention {name}"
+
+
+# -- drift guard --------------------------------------------------------------------
+#
+# Each mutant is a hand copy of a real step with one change.  If the real step
+# is edited later, the copy silently keeps testing the old body.  The
+# fingerprints below are the real steps' sources when their mutants were last
+# checked against them; a changed step fails here until its mutants are
+# reviewed and the fingerprint refreshed with PAGEMAP_UPDATE_FINGERPRINTS=1.
+
+FINGERPRINTS = Path(__file__).with_name("mutation_fingerprints.json")
+
+
+def _real_step_sources() -> dict[str, str]:
+    names = sorted({s for m in mut.MUTATIONS.values() for s in m.replace})
+    out = {}
+    for name in names:
+        st = CODE.steps[CODE.pc(name)]
+        assert st is not None
+        src = inspect.getsource(st.fn)
+        out[name] = hashlib.sha256(src.encode()).hexdigest()[:16]
+    return out
+
+
+def test_mutated_steps_have_not_drifted_from_the_real_ones() -> None:
+    current = _real_step_sources()
+    if os.environ.get("PAGEMAP_UPDATE_FINGERPRINTS") == "1":
+        FINGERPRINTS.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    recorded = json.loads(FINGERPRINTS.read_text())
+    changed = sorted(n for n in current if recorded.get(n) != current[n])
+    assert not changed, (
+        f"real steps changed since their mutants were written: {changed}; review the "
+        "copies in pagemap/checker/mutations.py, then rerun with PAGEMAP_UPDATE_FINGERPRINTS=1"
+    )
