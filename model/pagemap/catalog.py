@@ -9,14 +9,6 @@ from __future__ import annotations
 from pagemap import program  # noqa: F401  (registers every step)
 from pagemap.machine import CODE
 
-MODULE_OF = {
-    "pm_find_page": "pm.py", "pm_insert_page": "pm.py", "pm_put_page": "pm.py",
-    "pm_load_page": "pm.py", "pm_add_vmr": "pm.py", "pm_remove_vmr": "pm.py",
-    "lock_page": "sync.py", "unlock_page": "sync.py",
-    "handle_page_fault": "fault.py", "user_access": "hardware.py", "munmap": "munmap.py",
-    "file_io": "fileio.py", "pm_remove_contig": "removal.py", "shootdown_and_reset": "removal.py",
-}
-
 C_SOURCE = {
     "pm_find_page": "kern/src/pagemap.c", "pm_insert_page": "kern/src/pagemap.c",
     "pm_put_page": "kern/src/pagemap.c", "pm_load_page": "kern/src/pagemap.c",
@@ -55,7 +47,9 @@ def catalog() -> str:
     for func in funcs:
         lines.append(f"## {func}")
         lines.append("")
-        lines.append(f"C: {C_SOURCE.get(func, '?')}. Model: `model/pagemap/{MODULE_OF[func]}`.")
+        first = next(st for st in CODE.steps[1:] if st is not None and st.func == func)
+        module = first.fn.__module__.replace(".", "/")
+        lines.append(f"C: {C_SOURCE.get(func, '?')}. Model: `model/{module}.py`.")
         lines.append("")
         lines.append("| step | C statement modeled | kind |")
         lines.append("| --- | --- | --- |")

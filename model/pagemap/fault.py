@@ -10,7 +10,7 @@ from pagemap.hardware import EFAULT, PROT_WRITE
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_PAGEMAP, PTE_D, PTE_P, PTE_USER_RO, PTE_USER_RW
 from pagemap.pm import put_slot_ref
-from pagemap.sync import spin_trylock, spin_unlock_check
+from pagemap.sync import spin_acquire, spin_release
 from pagemap.vmr import MAP_PRIVATE
 
 CODE.function(
@@ -19,16 +19,12 @@ CODE.function(
 
 
 def _lock(m: Machine, t: ThreadView, which: str) -> bool:
-    new = spin_trylock(m.proc_lock(t.proc, which), t)
-    if new is None:
-        return False
-    m.set_proc_lock(t.proc, which, new)
-    return True
+    """spin_lock of the thread's own process's vmr_lock or pte_lock."""
+    return spin_acquire(m, t, m.L.proc_lock_off(t.proc, which))
 
 
 def _unlock(m: Machine, t: ThreadView, which: str) -> None:
-    spin_unlock_check(m.proc_lock(t.proc, which), t, which)
-    m.set_proc_lock(t.proc, which, 0)
+    spin_release(m, t, m.L.proc_lock_off(t.proc, which), which)
 
 
 def __put_page(m: Machine, t: ThreadView, page: int) -> None:

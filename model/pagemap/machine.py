@@ -201,8 +201,8 @@ class Layout:
         for th in cfg.threads:
             offs = {"pm_lock": self.off["pm_lock"]}
             if th.proc >= 0:
-                offs["vmr_lock"] = self.proc0 + 2 * th.proc
-                offs["pte_lock"] = self.proc0 + 2 * th.proc + 1
+                offs["vmr_lock"] = self.proc_lock_off(th.proc, "vmr_lock")
+                offs["pte_lock"] = self.proc_lock_off(th.proc, "pte_lock")
             self.lock_off.append(offs)
         self._page_field = {f: k for k, f in enumerate(PAGE_FIELDS)}
         self.dispatch: Callable[[ThreadView], None] = _no_dispatch
@@ -210,6 +210,10 @@ class Layout:
             {f: tuple(reg[r] for r in rs if r in reg) for f, rs in code.frame_regs.items()}
             for reg in self.treg
         ]
+
+    def proc_lock_off(self, p: int, which: str) -> int:
+        """Where process p's vmr_lock or pte_lock word lies in the state."""
+        return self.proc0 + 2 * p + (0 if which == "vmr_lock" else 1)
 
     def page_off(self, ppn: int, field: str) -> int:
         return self.page0 + (ppn - 1) * len(PAGE_FIELDS) + self._page_field[field]
@@ -283,10 +287,10 @@ class Machine:
 
     # -- processes, VMRs, PTEs, TLBs ------------------------------------------------
     def proc_lock(self, p: int, which: str) -> int:
-        return self.v[self.L.proc0 + 2 * p + (0 if which == "vmr_lock" else 1)]
+        return self.v[self.L.proc_lock_off(p, which)]
 
     def set_proc_lock(self, p: int, which: str, value: int) -> None:
-        self.v[self.L.proc0 + 2 * p + (0 if which == "vmr_lock" else 1)] = value
+        self.v[self.L.proc_lock_off(p, which)] = value
 
     def on_pm(self, v: int) -> bool:
         return bool(self.v[self.L.vmr_on_pm0 + v])
@@ -345,9 +349,6 @@ def tlb_ppn(e: int) -> int:
 def tlb_dirty(e: int) -> bool:
     return bool(e & 2)
 
-
-def tlb_writable(e: int) -> bool:
-    return bool(e & 1)
 
 
 class ThreadView:

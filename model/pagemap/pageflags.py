@@ -54,12 +54,6 @@ def pg_clear(flags: int, bit: int) -> int:
     return flags & ~bit
 
 
-@icontract.require(lambda flags, bit: is_flags(flags) and bit in PG_NAMES)
-def pg_test(flags: int, bit: int) -> bool:
-    """atomic_read(&page->pg_flags) & bit."""
-    return bool(flags & bit)
-
-
 def pg_names(flags: int) -> str:
     """PG flags for people: 'UPTODATE|DIRTY', or '0'."""
     names = [n for b, n in PG_NAMES.items() if flags & b]

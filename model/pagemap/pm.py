@@ -13,21 +13,16 @@ from pagemap.alloc import page_alloc, page_decref
 from pagemap.machine import BLOCKED, CODE, TSLOT_POISON, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_BUFFER, PG_LOCKED, PG_PAGEMAP, PG_UPTODATE
 from pagemap.radix import EEXIST
-from pagemap.sync import spin_trylock, spin_unlock_check
+from pagemap.sync import spin_acquire, spin_release
 
 
 def pm_lock(m: Machine, t: ThreadView) -> bool:
     """spin_lock(&pm->pm_lock); False while another thread holds it."""
-    new = spin_trylock(m.get("pm_lock"), t)
-    if new is None:
-        return False
-    m.set("pm_lock", new)
-    return True
+    return spin_acquire(m, t, m.L.off["pm_lock"])
 
 
 def pm_unlock(m: Machine, t: ThreadView) -> None:
-    spin_unlock_check(m.get("pm_lock"), t, "pm_lock")
-    m.set("pm_lock", 0)
+    spin_release(m, t, m.L.off["pm_lock"], "pm_lock")
 
 
 # -- pm_find_page ------------------------------------------------------------------

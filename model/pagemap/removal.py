@@ -23,7 +23,7 @@ from pagemap.hardware import proc_tlbshootdown, shootdown_pending
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PTE_D, PTE_P, pte2ppn
 from pagemap.pm import pm_lock, pm_unlock
-from pagemap.sync import spin_trylock, spin_unlock_check
+from pagemap.sync import spin_acquire, spin_release
 from pagemap.vmr import MAP_LOCKED, PROT_WRITE
 
 CODE.function(
@@ -219,18 +219,13 @@ def _next_vmr(m: Machine, t: ThreadView, start: int, found: str, done: str) -> N
 
 
 def _pte_lock(m: Machine, t: ThreadView) -> bool:
-    p = m.cfg.vmrs[t["rm_vmr"]].proc
-    new = spin_trylock(m.proc_lock(p, "pte_lock"), t)
-    if new is None:
-        return False
-    m.set_proc_lock(p, "pte_lock", new)
-    return True
+    """spin_lock(&vmr_i->vm_proc->pte_lock)."""
+    return spin_acquire(m, t, m.L.proc_lock_off(m.cfg.vmrs[t["rm_vmr"]].proc, "pte_lock"))
 
 
 def _pte_unlock(m: Machine, t: ThreadView) -> None:
-    p = m.cfg.vmrs[t["rm_vmr"]].proc
-    spin_unlock_check(m.proc_lock(p, "pte_lock"), t, "pte_lock")
-    m.set_proc_lock(p, "pte_lock", 0)
+    off = m.L.proc_lock_off(m.cfg.vmrs[t["rm_vmr"]].proc, "pte_lock")
+    spin_release(m, t, off, "pte_lock")
 
 
 def _next_pte(t: ThreadView, here: str, after: str) -> None:

@@ -161,7 +161,7 @@ def _page(v: int, bits: int) -> int | None:
 @icontract.ensure(lambda v, bits, result: result == bool(v & removal_bit(bits)))
 def pm_slot_check_removal(v: int, bits: int) -> bool:
     """pm_slot_check_removal (pagemap.c)."""
-    return bool(slot_check_removal(_w(bits), v))
+    return _removal(v, bits)
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))
@@ -184,7 +184,7 @@ def pm_slot_clear_removal(v: int, bits: int) -> int:
 @icontract.ensure(lambda bits, result: 0 <= result <= refcnt_max(bits))
 def pm_slot_check_refcnt(v: int, bits: int) -> int:
     """pm_slot_check_refcnt (pagemap.c): the 11-bit slot refcount."""
-    return int(slot_check_refcnt(_w(bits), v))
+    return _refcnt(v, bits)
 
 
 def _low(v: int, bits: int) -> int:
@@ -225,10 +225,7 @@ def pm_slot_dec_refcnt(v: int, bits: int) -> int:
 @icontract.ensure(lambda v, bits, result: result is None or result == v & ppn_mask(bits))
 def pm_slot_get_page(v: int, bits: int) -> int | None:
     """pm_slot_get_page (pagemap.c): the page's ppn, or None (NULL) for a 0 word."""
-    w = _w(bits)
-    if slot_is_null(w, v):
-        return None
-    return int(slot_page_field(w, v))
+    return _page(v, bits)
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))

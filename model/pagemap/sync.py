@@ -28,6 +28,22 @@ def spin_unlock_check(word: int, t: ThreadView, what: str) -> None:
         raise Violation("kernel-assert", f"spin_unlock of {what}, not held by this thread")
 
 
+def spin_acquire(m: Machine, t: ThreadView, off: int) -> bool:
+    """spin_lock on the lock word at state offset ``off``; False while another
+    thread holds it (the caller's step is then BLOCKED)."""
+    new = spin_trylock(m.v[off], t)
+    if new is None:
+        return False
+    m.v[off] = new
+    return True
+
+
+def spin_release(m: Machine, t: ThreadView, off: int, what: str) -> None:
+    """spin_unlock on the lock word at state offset ``off``."""
+    spin_unlock_check(m.v[off], t, what)
+    m.v[off] = 0
+
+
 # -- FIFO of sleepers, one int --------------------------------------------------
 
 

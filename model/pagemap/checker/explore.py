@@ -75,6 +75,11 @@ class Explorer:
         # (a step's result is frozen into a tuple before the next one runs).
         self._m = Machine(self.layout, ())
         self._tv = [ThreadView(self._m, t) for t in range(self.nthreads)]
+        #: The order successors come in: threads by number, then the flushes
+        #: pending on each core, as (actor, state offset of its flush flag);
+        #: actor -(t + 1) is the flush landing on thread t's core.
+        self.actors = [(t, -1) for t in range(self.nthreads)]
+        self.actors += [(-(t + 1), off) for t, off in self.layout.flush.items()]
 
     # -- one transition ----------------------------------------------------------
     def step(self, state: tuple[int, ...], t: int) -> tuple[int, ...] | None:
@@ -141,23 +146,21 @@ class Explorer:
         return m.freeze(), Move(t, True, [], ["tlbflush() on this core"])
 
     def successors(self, state: tuple[int, ...]):
-        """Yield (actor, next state or None, Violation or None), in fixed order.
-
-        The actor is the thread, or -(t + 1) for the flush landing on t's core."""
-        step = self.step
-        for t in range(self.nthreads):
-            try:
-                nxt = step(state, t)
-            except Violation as v:
-                yield t, None, v
-                continue
-            if nxt is not None:
-                yield t, nxt, None
-        for t, off in self.layout.flush.items():
-            if state[off]:
-                r = self.run_flush(state, t)
+        """Yield (actor, next state or None, Violation or None), in the order
+        of ``actors``.  (``explore`` inlines this loop: it is the hot one.)"""
+        for who, off in self.actors:
+            if who >= 0:
+                try:
+                    nxt = self.step(state, who)
+                except Violation as v:
+                    yield who, None, v
+                    continue
+                if nxt is not None:
+                    yield who, nxt, None
+            elif state[off]:
+                r = self.run_flush(state, -who - 1)
                 assert r is not None
-                yield -(t + 1), r[0], None
+                yield who, r[0], None
 
     def move(self, state: tuple[int, ...], actor: int) -> Move:
         """The recorded form of one transition (for traces)."""
@@ -212,11 +215,9 @@ class Explorer:
         v0 = check_state(layout, init)
         if v0 is not None:
             return outcome("violation", invariant=v0.invariant, message=v0.message, path=path(0))
-        # The successors of a state, in the fixed order of ``successors``
-        # (threads by number, then flushes), inlined here: this is the hot loop.
+        # ``successors``, inlined: this is the hot loop.
         step = self.step
-        actors = [(t, -1) for t in range(self.nthreads)]
-        actors += [(-(t + 1), off) for t, off in self.layout.flush.items()]
+        actors = self.actors
         while head < len(keys):
             s, parts = store.state(keys[head])
             moved = False

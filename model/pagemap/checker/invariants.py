@@ -8,15 +8,9 @@ single state.
 
 from __future__ import annotations
 
-from pagemap.codec import make_codec
-from pagemap.machine import DONE_PC, Layout, Machine, Violation, tlb_ppn
+from pagemap.machine import DONE_PC, Layout, Violation, tlb_ppn
 from pagemap.pageflags import PGSHIFT
 from pagemap.slot import flags_shift, refcnt_shift
-
-# The invariants are the checker's own judgement, not the model under test:
-# they decode slot words with the undecorated codec (same code, no checks).
-_RAW = make_codec(contracts=False)
-pm_slot_get_page = _RAW.pm_slot_get_page
 
 #: Stable invariant ids (DESIGN §3).  The traceability test checks that each
 #: appears in spec/.
@@ -34,19 +28,11 @@ INVARIANTS = {
 }
 
 
-def _pool_page(m: Machine, w: int) -> int | None:
-    """The pool page a slot word names, or None (empty, or the transient word
-    pm_slot_set_page(old, NULL) leaves before radix_delete, whose ppn field is
-    not a real page: see spec/slot.md)."""
-    page = pm_slot_get_page(w, m.bits)
-    if page is None or not m.in_pool(page):
-        return None
-    return page
-
-
 class _Plan:
     """Offsets into the state vector, computed once per layout: the per-state
-    check reads the tuple directly (it runs on every state)."""
+    check reads the tuple directly (it runs on every state).  The invariants
+    are the checker's own judgement, not the model under test, so they decode
+    slot words with plain bit arithmetic, not the contracted codec."""
 
     def __init__(self, layout: Layout) -> None:
         cfg = layout.cfg
@@ -65,6 +51,9 @@ class _Plan:
             (layout.pte0[v] + k, f"{vmr.name}+{k}'s PTE")
             for v, vmr in enumerate(cfg.vmrs) for k in range(vmr.npages)
         ]
+        self.store0 = layout.store0
+        self.last0 = layout.last0
+        self.data = [0] + [layout.page_off(p, "data") for p in range(1, cfg.pool_pages + 1)]
         self.tlbs = [
             (base + k, f"{cfg.threads[t].name}'s TLB maps {cfg.vmrs[v].name}+{k}")
             for (t, v), base in layout.tlb0.items() for k in range(cfg.vmrs[v].npages)
@@ -124,16 +113,23 @@ def check_state(layout: Layout, state: tuple[int, ...]) -> Violation | None:
     for off in P.pcs:
         if s[off] != DONE_PC:
             return None
-    return check_quiescent(Machine(layout, state))
+    return check_quiescent(P, s)
 
 
-def check_quiescent(m: Machine) -> Violation | None:
-    """no-lost-write at quiescence: every file page's last write survives."""
-    for i in range(m.cfg.file_pages):
-        last = m.last(i)
-        page = _pool_page(m, m.slot(i))
-        where, value = (f"cached page {page}", m.pg(page, "data")) if page else (
-            "backing store", m.store(i))
+def check_quiescent(P: _Plan, s: tuple[int, ...]) -> Violation | None:
+    """no-lost-write at quiescence: every file page's last write survives.
+
+    A slot whose word names no pool page (empty, or the transient word
+    pm_slot_set_page(old, NULL) leaves before radix_delete: spec/slot.md) is
+    uncached: the backing store must hold the last write."""
+    for i in range(P.n):
+        last = s[P.last0 + i]
+        w = s[P.slot0 + i]
+        page = w & P.mask
+        if w and 1 <= page <= P.pool:
+            where, value = f"cached page {page}", s[P.data[page]]
+        else:
+            where, value = "backing store", s[P.store0 + i]
         if value != last:
             return Violation(
                 "no-lost-write", f"file page {i}: last write {last}, but {where} holds {value}"

@@ -27,6 +27,8 @@ TOP_KEYS = {
     "process", "thread", "expect", "ptr_arr_len", "description",
 }
 VMR_SPACING = 0x100  # pages between the bases of a process's VMRs
+FLAG_BITS = {"shared": MAP_SHARED, "private": MAP_PRIVATE, "locked": MAP_LOCKED}
+PROT_BITS = {"read": PROT_READ, "write": PROT_WRITE, "exec": PROT_EXEC}
 
 
 class ScenarioError(ValueError):
@@ -110,17 +112,14 @@ def parse(
             npages = _req(vd, "pages", int, vw)
             if foff < 0 or npages < 1 or foff + npages > file_pages:
                 raise ScenarioError(f"{vw}: pages [{foff}, {foff + npages}) outside the file")
-            flags = _req(vd, "flags", list, vw)
             fl = 0
-            for f in flags:
-                fl |= {"shared": MAP_SHARED, "private": MAP_PRIVATE, "locked": MAP_LOCKED}.get(
-                    f, -1) if f in ("shared", "private", "locked") else _bad(vw, "flags", f)
+            for f in _req(vd, "flags", list, vw):
+                fl |= _lookup(FLAG_BITS, f, vw, "flags")
             if bool(fl & MAP_SHARED) == bool(fl & MAP_PRIVATE):
                 raise ScenarioError(f"{vw}: flags need exactly one of \"shared\", \"private\"")
             prot = 0
             for f in _req(vd, "prot", list, vw):
-                prot |= {"read": PROT_READ, "write": PROT_WRITE, "exec": PROT_EXEC}.get(
-                    f, 0) or _bad(vw, "prot", f)
+                prot |= _lookup(PROT_BITS, f, vw, "prot")
             base = (VMR_SPACING * (vi + 1)) << PGSHIFT
             vmrs.append(VMR(vname, pi, base, base + (npages << PGSHIFT), foff << PGSHIFT, prot, fl))
             prefault.append(bool(vd.get("prefault", False)))
@@ -178,8 +177,10 @@ def parse(
     )
 
 
-def _bad(where: str, key: str, value: Any) -> int:
-    raise ScenarioError(f"{where}: unknown {key} value {value!r}")
+def _lookup(table: dict[str, int], value: Any, where: str, key: str) -> int:
+    if value not in table:
+        raise ScenarioError(f"{where}: unknown {key} value {value!r}")
+    return table[value]
 
 
 def _op(od: Any, where: str, proc: int, processes: list[Process], vmrs: list[VMR],

@@ -81,6 +81,3 @@ class StateStore:
 
     def part_count(self) -> int:
         return sum(len(p) for p in self.parts)
-
-    def key_bytes(self) -> int:
-        return 4 * len(self.ranges)
