@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagemap.checker.explore import Move, Outcome
-from pagemap.machine import Layout, tlb_dirty, tlb_ppn
-from pagemap.pageflags import pg_names, pte_names
+from pagemap.machine import PROC_STATE_NAMES, Layout, tlb_dirty, tlb_ppn, tlb_writable
+from pagemap.pageflags import PGSHIFT, pg_names, pte_names
 from pagemap.slot import flags_shift, refcnt_shift
+from pagemap.vmr import MAP_LOCKED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 
 
 @dataclass
@@ -40,19 +41,47 @@ def fmt_slot(w: int, bits: int) -> str:
     return f"ref={ref}{' REMOVAL' if rm else ''} page={ppn}"
 
 
+def _bits(value: int, names: tuple[tuple[int, str], ...]) -> str:
+    out = [n for b, n in names if value & b]
+    return "|".join(out) if out else "0"
+
+
+_VM_FLAGS = ((MAP_SHARED, "SHARED"), (MAP_PRIVATE, "PRIVATE"), (MAP_LOCKED, "LOCKED"),
+             (MAP_POPULATE, "POPULATE"))
+_VM_PROT = ((PROT_READ, "READ"), (PROT_WRITE, "WRITE"))
+
+
 def fmt_value(layout: Layout, name: str, value: int) -> str:
     if name.startswith("slot["):
         return fmt_slot(value, layout.cfg.word_bits)
-    if name.endswith(".flags"):
+    owner, _, field = name.rpartition(".")
+    if owner in layout.rec_name:  # a VMR record's field
+        if field in ("base", "end"):
+            return f"vpn {value >> PGSHIFT:#x}" if value else "0"
+        if field == "foff":
+            return f"file page {value >> PGSHIFT}"
+        if field == "flags":
+            return _bits(value, _VM_FLAGS)
+        if field == "prot":
+            return _bits(value, _VM_PROT)
+        if field == "on_pm":
+            return f"#{value} on pm_vmrs" if value else "not on pm_vmrs"
+        return str(value)
+    if field == "flags":
         return pg_names(value)
     if ".pte[" in name:
         return pte_names(value)
     if ".tlb[" in name:
         if not value:
             return "-"
-        return f"page{tlb_ppn(value)}{' dirty' if tlb_dirty(value) else ''}"
-    if name.endswith("_lock"):
+        return (f"page{tlb_ppn(value)}{' dirty' if tlb_dirty(value) else ''}"
+                f"{'' if tlb_writable(value) else ' read-only'}")
+    if name.endswith("_lock") or field == "occ" or field == "inkern":
         return "free" if value == 0 else f"held by {layout.cfg.threads[value - 1].name}"
+    if field == "cpu":
+        return "user mode" if value == 0 else f"kernel on {layout.cfg.cores[value - 1].name}"
+    if field == "state" and owner in {p.name for p in layout.cfg.processes}:
+        return PROC_STATE_NAMES.get(value, str(value))
     if name.endswith(".holds"):
         return "-" if value == 0 else f"slot {value - 1}"
     return str(value)
@@ -80,7 +109,18 @@ def _describe(layout: Layout, move: Move) -> tuple[str, str]:
         return "tlbflush (IPI)", "tlbflush: the IPI from proc_tlbshootdown lands on this core"
     st = layout.steps[move.pcs[0]]
     assert st is not None
-    return f"{st.func}.{st.label}", f"{st.func}: {st.c}"
+    text = st.text(layout.cfg.fixes)
+    if move.branch:
+        text += " [the allocation fails: -ENOMEM]"
+    return f"{st.func}.{st.label}", f"{st.func}: {text}"
+
+
+def actor_name(layout: Layout, move: Move) -> str:
+    """The thread that moved, or for a flush the thread(s) of the core it lands on."""
+    cfg = layout.cfg
+    if move.flush:
+        return cfg.threads[cfg.cores[move.actor].threads[0]].name
+    return cfg.threads[move.actor].name
 
 
 def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
@@ -89,12 +129,12 @@ def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
     for (s, move), nxt in itertools.pairwise(path):
         assert move is not None
         func, text = _describe(layout, move)
-        steps.append(TraceStep(layout.cfg.threads[move.actor].name, func, text,
+        steps.append(TraceStep(actor_name(layout, move), func, text,
                                diff(layout, s, nxt[0]), list(move.notes)))
     _, fmove = outcome.final
     if fmove is not None:
         func, text = _describe(layout, fmove)
-        steps.append(TraceStep(layout.cfg.threads[fmove.actor].name, func, text, {}, [],
+        steps.append(TraceStep(actor_name(layout, fmove), func, text, {}, [],
                                f"{outcome.invariant}: {outcome.message}"))
     elif steps and outcome.verdict == "violation":
         steps[-1].violation = f"{outcome.invariant}: {outcome.message}"
