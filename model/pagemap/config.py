@@ -59,9 +59,10 @@ FIXES: dict[str, str] = {
         "generic_file_read/write return pm_load_page's error instead of asserting "
         "that it succeeded"
     ),
-    "split-vmr-publish-first": (
-        "split_vmr puts the new VMR on pm_vmrs before it shrinks the old one, so "
-        "that every page stays covered by a VMR the remover can see"
+    "split-vmr-under-pm-lock": (
+        "split_vmr puts the new VMR on pm_vmrs and shrinks the old one in one pm_lock "
+        "critical section, so that pm_remove_contig never sees a page without a VMR, nor a "
+        "VMR that shrinks under its passes"
     ),
     "removal-fold-always": (
         "pm_remove_contig's third pass folds PTE_D of every VMR, not only of those "
@@ -70,6 +71,10 @@ FIXES: dict[str, str] = {
     "mprotect-advance": (
         "__do_mprotect moves on to the next VMR when one already has the new "
         "protection, instead of testing the same one again"
+    ),
+    "mmap-foff-first": (
+        "__do_mmap sets vm_file and vm_foff before pm_add_vmr, so that pm_remove_contig never "
+        "sees the new VMR with a file offset of 0"
     ),
     "populate-unmap-on-error": (
         "when MAP_POPULATE's fault fails, __do_mmap zeroes the PTEs it already "
@@ -180,6 +185,9 @@ class Config:
     readpage: str = "ideal"  # [filesystem] readpage: "ideal" | "blocking" (ext2-like)
     enomem: bool = False  # [faults] enomem: every page allocation may fail
     demand_paging: bool = False  # [kernel] CONFIG_DEMAND_PAGING (off in config-default)
+    # [kernel] spinlock_debug: sem_down asserts that no spinlock is held (what
+    # CONFIG_SPINLOCK_DEBUG does); off, the sleep goes ahead as in config-default.
+    spinlock_debug: bool = True
     expect: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, hash=False)
 
     def fix(self, name: str) -> bool:

@@ -5,7 +5,8 @@ held, in the C's order (context §7.3):
     prot, flags     vm_prot, vm_flags (MAP_POPULATE ORed in: CONFIG_DEMAND_PAGING
                     is off in the default build)
     pm_add_vmr      on pm->pm_vmrs (pm_lock) -- while vm_file and vm_foff are 0
-    file, foff      *then* vm_file and vm_foff
+    file, foff      *then* vm_file and vm_foff (the fix ``mmap-foff-first`` sets them
+                    before pm_add_vmr)
     merge_me        merge_vmr with the VMR before, then the one after
     populate        __handle_page_fault(p, va, vm_prot) for each page, vmr_lock
                     still held; on an error destroy_vmr (the PTEs already filled
@@ -47,7 +48,9 @@ def mm_lock_vmr(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("mmap", "create",
            "vmr = create_vmr(p, addr, len); vmr->vm_prot = prot; vmr->vm_flags = flags; "
-           "pm_add_vmr(f_mapping, vmr)", local=True)
+           "pm_add_vmr(f_mapping, vmr)", local=True,
+           fixed=(("mmap-foff-first", "vmr = create_vmr(p, addr, len); vm_prot, vm_flags, "
+                   "vm_file, vm_foff; then pm_add_vmr(f_mapping, vmr)"),))
 def mm_create(m: Machine, t: ThreadView) -> object:
     # The VMR is on no list another thread reads without vmr_lock until pm_add_vmr.
     r, decl = _rec(m, t), _decl(m, t)
@@ -58,7 +61,12 @@ def mm_create(m: Machine, t: ThreadView) -> object:
     flags = decl.vm_flags if m.cfg.demand_paging else decl.vm_flags | MAP_POPULATE
     m.set_vf(r, "flags", flags)
     t["mm_vmr"] = r + 1
-    t.call("pm_add_vmr.lock", "mmap.set_file", addv_vmr=r + 1)
+    if m.cfg.fix("mmap-foff-first"):
+        m.set_vf(r, "file", 1)
+        m.set_vf(r, "foff", decl.vm_foff)
+        t.call("pm_add_vmr.lock", "mmap.merge_prev", addv_vmr=r + 1)
+    else:
+        t.call("pm_add_vmr.lock", "mmap.set_file", addv_vmr=r + 1)
     return None
 
 
@@ -125,21 +133,13 @@ def _populate(m: Machine, t: ThreadView) -> None:
            hpf_prot=m.vf(t["mm_vmr"] - 1, "prot"))
 
 
-@CODE.step("mmap", "populated", "if (ret): destroy_vmr(vmr), ENOMEM: proc_destroy; else next",
-           local=True,
-           fixed=(("populate-unmap-on-error",
-                   "if (ret): __vmr_free_pgs over vmr, then destroy_vmr(vmr); else next page"),))
+@CODE.step("mmap", "populated", "if (ret) goto error; next page", local=True)
 def mm_populated(m: Machine, t: ThreadView) -> object:
     rv = t["rv"]
     t["rv"] = 0
     if rv:
-        t["mm_err"] = rv
-        t["mm_vpn"] = t["mm_end"] = 0
-        m.note(f"MAP_POPULATE's fault failed ({rv}): destroy_vmr")
-        if m.cfg.fix("populate-unmap-on-error"):
-            t.goto("mmap.unmap_lock_pte")
-        else:
-            t.call("destroy_vmr.start", "mmap.unlock_vmr", dv_vmr=t["mm_vmr"])
+        _failed(m, t, rv)
+        t.goto("mmap.populate_failed")
         return None
     t["mm_vpn"] += 1
     if t["mm_vpn"] < t["mm_end"]:
@@ -147,6 +147,26 @@ def mm_populated(m: Machine, t: ThreadView) -> object:
     else:
         t["mm_vpn"] = t["mm_end"] = 0
         t.goto("mmap.unlock_vmr")
+    return None
+
+
+def _failed(m: Machine, t: ThreadView, rv: int) -> None:
+    t["mm_err"] = rv
+    t["mm_vpn"] = t["mm_end"] = 0
+    m.note(f"MAP_POPULATE's fault failed ({rv}): destroy_vmr")
+
+
+@CODE.step("mmap", "populate_failed",
+           "populate failed: destroy_vmr(vmr) (the PTEs already filled stay)", local=True,
+           fixed=(("populate-unmap-on-error",
+                   "populate failed: __vmr_free_pgs over vmr, then destroy_vmr(vmr)"),))
+def mm_populate_failed(m: Machine, t: ThreadView) -> object:
+    if not t["mm_vmr"]:  # (fixed path) the VMR went away meanwhile
+        t.goto("mmap.unlock_vmr")
+    elif m.cfg.fix("populate-unmap-on-error"):
+        t.goto("mmap.unmap_lock_pte")
+    else:
+        t.call("destroy_vmr.start", "mmap.unlock_vmr", dv_vmr=t["mm_vmr"])
     return None
 
 
@@ -171,7 +191,7 @@ def mm_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
     if t["mm_err"] == ENOMEM:
         t.goto("proc_destroy.kill")
-    elif m.cfg.fix("hpf-load-unlocked") and t["mm_end"]:
+    elif t["mm_end"]:  # hpf-load-unlocked: now fault the pages in
         _populate_unlocked(m, t)
     else:
         t.ret("mmap")
@@ -185,16 +205,29 @@ def _populate_unlocked(m: Machine, t: ThreadView) -> None:
 
 
 @CODE.step("mmap", "populated_unlocked",
-           "fix hpf-load-unlocked: the fault failed? stop (ENOMEM: proc_destroy); else next page",
-           local=True)
+           "fix hpf-load-unlocked: the fault failed? error path; else next page", local=True)
 def mm_populated_unlocked(m: Machine, t: ThreadView) -> object:
     rv = t["rv"]
     t["rv"] = 0
+    if rv:
+        _failed(m, t, rv)
+        t.goto("mmap.relock")
+        return None
     t["mm_vpn"] += 1
-    if rv == ENOMEM:
-        t.goto("proc_destroy.kill")
-    elif rv or t["mm_vpn"] >= t["mm_end"]:
+    if t["mm_vpn"] >= t["mm_end"]:
         t.ret("mmap")
     else:
         _populate_unlocked(m, t)
+    return None
+
+
+@CODE.step("mmap", "relock",
+           "fix hpf-load-unlocked: spin_lock(&p->vmr_lock); vmr = find_vmr(p, addr)",
+           lock="vmr_lock")
+def mm_relock(m: Machine, t: ThreadView) -> object:
+    if not _lock(m, t, "vmr_lock"):
+        return BLOCKED
+    r = m.find_vmr(t.proc, _decl(m, t).vm_base)
+    t["mm_vmr"] = 0 if r is None else r + 1
+    t.goto("mmap.populate_failed")
     return None

@@ -51,6 +51,8 @@ def proc_tlbshootdown(m: Machine, t: ThreadView, p: int) -> None:
     here = t.core
     if state == PROC_RUNNING_S:
         m.flush_tlb(here)  # tlbflush() on the calling core
+        m.note(f"{m.cfg.processes[p].name} is PROC_RUNNING_S: tlbflush() on the calling core "
+               f"{m.cfg.cores[here].name}")
         if m.cfg.fix("shootdown-scp-remote"):
             for c in m.cfg.proc_cores(p):
                 if c != here:

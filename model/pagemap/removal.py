@@ -211,28 +211,33 @@ def _visits(m: Machine, t: ThreadView, r: int) -> tuple[int, int] | None:
     return index, t["rm_nr"]
 
 
-def _vmr_range(m: Machine, t: ThreadView, r: int) -> tuple[int, int] | None:
-    """The virtual pages [k0, k1) vmr_for_each walks in VMR r, or None when the
-    pass skips r: vmr_idx_to_va(pg_idx), MIN(vm_end - start, max_nr_pgs) long."""
-    visit = _visits(m, t, r)
-    if visit is None:
-        return None
-    idx = m.c.vmr_for_each_range(m.vmr(r), *visit)
+def _vmr_range(m: Machine, t: ThreadView, r: int, pg_idx: int, n: int) -> tuple[int, int]:
+    """The virtual pages [k0, k1) vmr_for_each(vmr, pg_idx, n, cb) walks in VMR r,
+    from its fields as they are now: vmr_idx_to_va(pg_idx), MIN(vm_end - start,
+    n pages) long.  vmr_idx_to_va asserts that the VMR still maps pg_idx."""
     vmr = m.vmr(r)
+    if not m.c.vmr_has_page_idx(vmr, pg_idx):
+        raise Violation("kernel-assert", f"vmr_idx_to_va: assert(va < vm_end): "
+                        f"{m.L.rec_name[r]} no longer maps file page {pg_idx}")
+    idx = m.c.vmr_for_each_range(vmr, pg_idx, n)
     k0 = m.c.vmr_idx_to_va(vmr, idx[0]) >> PGSHIFT
     return k0, k0 + len(idx)
 
 
 def _next_vmr(m: Machine, t: ThreadView, found: str, done: str) -> None:
     """TAILQ_FOREACH(vmr_i, &pm->pm_vmrs): the next VMR after vmr_i (``rm_vmr``,
-    0 before the first) that the pass does not skip.  pm_vmrs cannot change
-    while the remover holds pm_lock; the VMRs' fields can, and are read here."""
+    0 before the first) that the pass does not skip, and the (pg_idx, nr_pgs) it
+    will hand vmr_for_each (kept in rm_k, rm_kend until the walk starts).
+    pm_vmrs cannot change while the remover holds pm_lock; the VMRs' fields can,
+    and are read here."""
     order = m.pm_vmrs()
     cur = t["rm_vmr"] - 1
     start = order.index(cur) + 1 if cur >= 0 else 0
     for r in order[start:]:
-        if _visits(m, t, r) is not None:
+        visit = _visits(m, t, r)
+        if visit is not None:
             t["rm_vmr"] = r + 1
+            t["rm_k"], t["rm_kend"] = visit
             t.goto(found)
             return
     t["rm_vmr"] = t["rm_k"] = t["rm_kend"] = 0
@@ -252,19 +257,12 @@ def _pte_unlock(m: Machine, t: ThreadView) -> None:
     spin_release(m, t, m.L.proc_off(_vmr_proc(m, t), "pte_lock"), "pte_lock")
 
 
-def _walk_start(m: Machine, t: ThreadView, here: str, after: str) -> None:
+def _walk_start(m: Machine, t: ThreadView, here: str) -> None:
     """vmr_for_each, called after taking pte_lock: it computes the walk from the
-    VMR's fields as they are now, which a concurrent split_vmr may have changed
+    VMR's fields as they are now, which an mmap or a split_vmr may have changed
     since the pass tested them (spec/removal/pass2.md)."""
-    r = t["rm_vmr"] - 1
-    if not m.cfg.fix("removal-vmr-overlap") and not m.c.vmr_has_page_idx(m.vmr(r), t["rm_index"]):
-        raise Violation("kernel-assert", f"vmr_idx_to_va: assert(va < vm_end): "
-                        f"{m.L.rec_name[r]} no longer maps file page {t['rm_index']}")
-    rng = _vmr_range(m, t, r)
-    if rng is None:  # with the fix, the overlap is computed here: it may be empty now
-        t.goto(after)
-        return
-    t["rm_k"], t["rm_kend"] = rng
+    k0, k1 = _vmr_range(m, t, t["rm_vmr"] - 1, t["rm_k"], t["rm_kend"])
+    t["rm_k"], t["rm_kend"] = k0, k1
     t.goto(here)
 
 
@@ -290,7 +288,7 @@ def rm_p2_vmr(m: Machine, t: ThreadView) -> object:
 def rm_p2_lock(m: Machine, t: ThreadView) -> object:
     if not _pte_lock(m, t):
         return BLOCKED
-    _walk_start(m, t, "pm_remove_contig.p2_read", "pm_remove_contig.p2_unlock")
+    _walk_start(m, t, "pm_remove_contig.p2_read")
     return None
 
 
@@ -373,7 +371,7 @@ def rm_p3_lock(m: Machine, t: ThreadView) -> object:
         return BLOCKED
     writable = m.vf(t["rm_vmr"] - 1, "prot") & PROT_WRITE
     t["rm_w"] = int(bool(writable) or m.cfg.fix("removal-fold-always"))
-    _walk_start(m, t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+    _walk_start(m, t, "pm_remove_contig.p3_read")
     return None
 
 

@@ -14,8 +14,9 @@ field before or after it.
 
 from __future__ import annotations
 
-from pagemap.machine import CODE, Machine, ThreadView
+from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
 from pagemap.pageflags import PGSHIFT
+from pagemap.pm import pm_lock, pm_unlock, pm_vmrs_insert_tail
 from pagemap.vmr import VMR_FIELDS
 
 # Registers hold record numbers + 1 (0: none).
@@ -48,9 +49,7 @@ def free_record(m: Machine, r: int) -> None:
 
 @CODE.step("split_vmr", "new",
            "new_vmr = kmem_cache_alloc; TAILQ_INSERT_AFTER(old); copy prot, flags, proc; "
-           "[va, old->vm_end)", local=True,
-           fixed=(("split-vmr-publish-first",
-                   "new_vmr as in the C, and its vm_foff; pm_add_vmr(new) before shrinking old"),))
+           "[va, old->vm_end)", local=True)
 def split_new(m: Machine, t: ThreadView) -> object:
     # The new record is on no list another thread reads without vmr_lock.
     old, va = t["sp_old"] - 1, t["sp_va"]
@@ -61,9 +60,9 @@ def split_new(m: Machine, t: ThreadView) -> object:
     m.set_vf(new, "end", m.vf(old, "end"))
     m.set_vf(new, "alive", 1)
     t["sp_new"] = new + 1
-    if m.cfg.fix("split-vmr-publish-first"):
+    if m.cfg.fix("split-vmr-under-pm-lock"):
         _set_foff(m, t)
-        t.call("pm_add_vmr.lock", "split_vmr.shrink", addv_vmr=new + 1)
+        t.goto("split_vmr.lock_pm")
     else:
         t.goto("split_vmr.shrink")
     return None
@@ -79,10 +78,29 @@ def split_shrink(m: Machine, t: ThreadView) -> object:
     # A store to a VMR that may be on pm_vmrs: pm_remove_contig reads vm_end
     # holding only pm_lock.
     m.set_vf(t["sp_old"] - 1, "end", t["sp_va"])
-    if m.cfg.fix("split-vmr-publish-first"):
-        t.ret("split_vmr")
-    else:
-        t.goto("split_vmr.publish")
+    t.goto("split_vmr.publish")
+    return None
+
+
+@CODE.step("split_vmr", "lock_pm", "fix split-vmr-under-pm-lock: spin_lock(&pm->pm_lock)",
+           lock="pm_lock")
+def split_lock_pm(m: Machine, t: ThreadView) -> object:
+    if not pm_lock(m, t):
+        return BLOCKED
+    t.goto("split_vmr.publish_locked")
+    return None
+
+
+@CODE.step("split_vmr", "publish_locked",
+           "fix split-vmr-under-pm-lock: TAILQ_INSERT_TAIL(&pm->pm_vmrs, new); "
+           "old->vm_end = va; spin_unlock(&pm->pm_lock)")
+def split_publish_locked(m: Machine, t: ThreadView) -> object:
+    # pm_remove_contig reads pm_vmrs and vm_end under pm_lock, which we hold: the
+    # two stores are seen together at the unlock.
+    pm_vmrs_insert_tail(m, t["sp_new"] - 1)
+    m.set_vf(t["sp_old"] - 1, "end", t["sp_va"])
+    pm_unlock(m, t)
+    t.ret("split_vmr")
     return None
 
 

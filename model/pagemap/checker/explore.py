@@ -120,16 +120,16 @@ class Explorer:
         k = state[cpu_off]
         core = k - 1 if k else layout.home[t]
         occ_off = layout.occ[core]
-        o = state[occ_off]
-        if o and o != t + 1:
-            return None
         ik = layout.scp_inkern[t]
-        if not k:  # user mode
-            if ik >= 0 and state[ik] and state[ik] != t + 1:
+        ps = layout.pstate_off[t]
+        if not k and ps >= 0 and state[ps] == PROC_DYING:
+            pc = DEATH_PC  # in user mode: its core took the __death message
+        else:
+            o = state[occ_off]
+            if o and o != t + 1:
+                return None
+            if not k and ik >= 0 and state[ik] and state[ik] != t + 1:
                 return None  # a uthread of this SCP is in the kernel
-            ps = layout.pstate_off[t]
-            if ps >= 0 and state[ps] == PROC_DYING:
-                pc = DEATH_PC  # its core took the __death message
         st = steps[pc]
         assert st is not None
         lock = st.lock

@@ -50,7 +50,7 @@ SECTIONS: dict[str, dict[str, tuple[Any, ...]]] = {
     "hardware": {"shootdown": ("async", "sync")},
     "filesystem": {"writepage": ("ideal", "kfs"), "readpage": ("ideal", "blocking")},
     "faults": {"enomem": (False, True)},
-    "kernel": {"demand_paging": (False, True)},
+    "kernel": {"demand_paging": (False, True), "spinlock_debug": (True, False)},
 }
 VMR_SPACING = 0x100  # pages between the default bases of a process's VMRs
 #: The lowest user address is MMAP_LOWEST_VA (4096), the highest below UMAPTOP.
@@ -288,6 +288,7 @@ def parse(
         readpage=fs["readpage"],
         enomem=faults["enomem"],
         demand_paging=kernel["demand_paging"],
+        spinlock_debug=kernel["spinlock_debug"],
         expect=expect,
     )
 
