@@ -21,7 +21,7 @@ def fio_load(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("file_io", "loaded", "assert(!error)", local=True,
-           fixed=(("fileio-enomem", "if (error) return error"),))
+           fixed={"fileio-enomem": "if (error) return error"})
 def fio_loaded(m: Machine, t: ThreadView) -> object:
     got = t["rv"]
     t["rv"] = 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pagemap.config import Config
+from pagemap.config import FIXES, Config
 from pagemap.pageflags import PGSHIFT
 from pagemap.vmr import VMR, VMR_FIELDS
 
@@ -99,7 +99,7 @@ class Code:
 
     def step(
         self, func: str, label: str, c: str, local: bool | str = False, lock: str | None = None,
-        user: bool = False, fixed: tuple[tuple[str, str], ...] = (),
+        user: bool = False, fixed: dict[str, str] | None = None,
     ) -> Callable:
         """Register a step.  ``local`` marks thread-local computation (a test
         of a returned value, a call): it reads and writes only the thread's
@@ -118,7 +118,9 @@ class Code:
             name = f"{func}.{label}"
             assert name not in self.by_name, name
             pc = len(self.steps)
-            self.steps.append(Step(pc, func, label, c, fn, local, lock, user, fixed))
+            alt = tuple((fixed or {}).items())
+            assert all(f in FIXES for f, _ in alt), alt
+            self.steps.append(Step(pc, func, label, c, fn, local, lock, user, alt))
             self.by_name[name] = pc
             return fn
 

@@ -49,8 +49,8 @@ def mm_lock_vmr(m: Machine, t: ThreadView) -> object:
 @CODE.step("mmap", "create",
            "vmr = create_vmr(p, addr, len); vmr->vm_prot = prot; vmr->vm_flags = flags; "
            "pm_add_vmr(f_mapping, vmr)", local=True,
-           fixed=(("mmap-foff-first", "vmr = create_vmr(p, addr, len); vm_prot, vm_flags, "
-                   "vm_file, vm_foff; then pm_add_vmr(f_mapping, vmr)"),))
+           fixed={"mmap-foff-first": "vmr = create_vmr(p, addr, len); vm_prot, vm_flags, "
+                   "vm_file, vm_foff; then pm_add_vmr(f_mapping, vmr)"})
 def mm_create(m: Machine, t: ThreadView) -> object:
     # The VMR is on no list another thread reads without vmr_lock until pm_add_vmr.
     r, decl = _rec(m, t), _decl(m, t)
@@ -113,8 +113,9 @@ def _populating(m: Machine, t: ThreadView) -> bool:
 @CODE.step("mmap", "populate_start",
            "if (flags & MAP_POPULATE && prot != PROT_NONE): for each page of [addr, addr + len)",
            local=True,
-           fixed=(("hpf-load-unlocked",
-                   "MAP_POPULATE: after spin_unlock(&p->vmr_lock), handle_page_fault each page"),))
+           fixed={"hpf-load-unlocked":
+                  "MAP_POPULATE: after spin_unlock(&p->vmr_lock), "
+                  "handle_page_fault each page"})
 def mm_populate_start(m: Machine, t: ThreadView) -> object:
     decl = _decl(m, t)
     t["mm_vpn"], t["mm_end"] = decl.base_vpn, decl.end_vpn
@@ -158,8 +159,9 @@ def _failed(m: Machine, t: ThreadView, rv: int) -> None:
 
 @CODE.step("mmap", "populate_failed",
            "populate failed: destroy_vmr(vmr) (the PTEs already filled stay)", local=True,
-           fixed=(("populate-unmap-on-error",
-                   "populate failed: __vmr_free_pgs over vmr, then destroy_vmr(vmr)"),))
+           fixed={"populate-unmap-on-error":
+                  "populate failed: __vmr_free_pgs over vmr, then "
+                  "destroy_vmr(vmr)"})
 def mm_populate_failed(m: Machine, t: ThreadView) -> object:
     if not t["mm_vmr"]:  # (fixed path) the VMR went away meanwhile
         t.goto("mmap.unlock_vmr")

@@ -46,8 +46,9 @@ def mp_first(m: Machine, t: ThreadView) -> object:
 @CODE.step("mprotect", "loop",
            "while (vmr && vmr->vm_base < addr + len): if (vmr->vm_prot == prot) continue",
            local=True,
-           fixed=(("mprotect-advance",
-                   "while (vmr && vmr->vm_base < addr + len): vm_prot == prot? next VMR"),))
+           fixed={"mprotect-advance":
+                  "while (vmr && vmr->vm_base < addr + len): vm_prot == prot? "
+                  "next VMR"})
 def mp_loop(m: Machine, t: ThreadView) -> object:
     # VMR fields change only under vmr_lock, which we hold.
     r = t["mp_vmr"] - 1
@@ -105,9 +106,9 @@ def _new_pte(t: ThreadView, old: int) -> int:
 
 @CODE.step("mprotect", "pte_read",
            "pte = pgdir_walk(va, 0); if (pte && PAGE_PRESENT(*pte)) ... (load)",
-           fixed=(("atomic-pte-update",
-                   ("if PAGE_PRESENT: do { old = *pte } while (!cmpxchg(pte, old, "
-                   "(old & ~PTE_PERM) | pte_prot))")),))
+           fixed={"atomic-pte-update":
+                  ("if PAGE_PRESENT: do { old = *pte } while (!cmpxchg(pte, old, "
+                   "(old & ~PTE_PERM) | pte_prot))")})
 def mp_pte_read(m: Machine, t: ThreadView) -> object:
     p, k = t.proc, t["mp_vpn"]
     pte = m.pte(p, k)

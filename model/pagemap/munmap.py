@@ -72,8 +72,9 @@ def _p1_next(m: Machine, t: ThreadView) -> None:
 
 
 @CODE.step("munmap", "p1_read", "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) ...",
-           fixed=(("atomic-pte-update",
-                   "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) atomic_and(pte, ~PTE_P)"),))
+           fixed={"atomic-pte-update":
+                  "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) "
+                  "atomic_and(pte, ~PTE_P)"})
 def mu_p1_read(m: Machine, t: ThreadView) -> object:
     p, k = t.proc, t["mu_vpn"]
     pte = m.pte(p, k)
@@ -201,8 +202,9 @@ def _fp_next(t: ThreadView) -> None:
 
 
 @CODE.step("__vmr_free_pgs", "read", "__vmr_free_pgs: if (*pte) { page = ppn2page(PTE2PPN(*pte))",
-           fixed=(("munmap-fold-dirty",
-                   "__vmr_free_pgs: old = xchg(pte, 0); if (old) { page = ppn2page(...)"),))
+           fixed={"munmap-fold-dirty":
+                  "__vmr_free_pgs: old = xchg(pte, 0); if (old) { page = "
+                  "ppn2page(...)"})
 def fp_read(m: Machine, t: ThreadView) -> object:
     p, k = t.proc, t["fp_vpn"]
     pte = m.pte(p, k)
@@ -218,9 +220,9 @@ def fp_read(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("__vmr_free_pgs", "zero",
            "__vmr_free_pgs: *pte = 0; if (!(pg_flags & PG_PAGEMAP)) page_decref(page)",
-           fixed=(("munmap-fold-dirty",
-                   ("__vmr_free_pgs: PG_PAGEMAP? (old & PTE_D: atomic_or(PG_DIRTY)) : "
-                   "page_decref(page)")),))
+           fixed={"munmap-fold-dirty":
+                  ("__vmr_free_pgs: PG_PAGEMAP? (old & PTE_D: atomic_or(PG_DIRTY)) : "
+                   "page_decref(page)")})
 def fp_zero(m: Machine, t: ThreadView) -> object:
     p, k, pte = t.proc, t["fp_vpn"], t["fp_pte"]
     page = pte2ppn(pte)

@@ -364,8 +364,9 @@ def rm_p3_vmr(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "p3_lock",
            "spin_lock(pte_lock); vm_prot & PROT_WRITE? mark_dirty_pgs_unmap : mark_unmap",
-           fixed=(("removal-fold-always",
-                   "spin_lock(pte_lock); vmr_for_each(..., __pm_mark_dirty_pgs_unmap) always"),))
+           fixed={"removal-fold-always":
+                  "spin_lock(pte_lock); vmr_for_each(..., "
+                  "__pm_mark_dirty_pgs_unmap) always"})
 def rm_p3_lock(m: Machine, t: ThreadView) -> object:
     if not _pte_lock(m, t):
         return BLOCKED
@@ -514,8 +515,9 @@ def rm_dirty_unlock(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_remove_contig", "writepage", "pm->pm_op->writepage(pm, ptr_store[j])",
-           fixed=(("removal-writeback-error",
-                   "if (writepage(pm, page)) { atomic_or(PG_DIRTY); atomic_and(~PG_REMOVAL) }"),))
+           fixed={"removal-writeback-error":
+                  "if (writepage(pm, page)) { atomic_or(PG_DIRTY); "
+                  "atomic_and(~PG_REMOVAL) }"})
 def rm_writepage(m: Machine, t: ThreadView) -> object:
     j = t["rm_j"]
     if j >= t["rm_n"]:
