@@ -95,10 +95,23 @@ def _shown(layout: Layout, k: int) -> bool:
     return True
 
 
+def _routine(layout: Layout, k: int, x: int, y: int) -> bool:
+    """Core bookkeeping that says nothing new: a thread entering or leaving the
+    kernel on its own home core (pagemap.sched).  Shown only when a thread runs on
+    another core (a woken sleeper, through a routine message)."""
+    if k in layout.cpu:
+        home = layout.home[layout.cpu.index(k)] + 1
+        return {x, y} <= {0, home}
+    if k in layout.occ:
+        c = layout.occ.index(k)
+        return all(v == 0 or layout.home[v - 1] == c for v in (x, y))
+    return layout.names[k].endswith(".inkern")
+
+
 def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]) -> dict[str, str]:
     out = {}
     for k, (x, y) in enumerate(zip(a, b)):
-        if x != y and _shown(layout, k):
+        if x != y and _shown(layout, k) and not _routine(layout, k, x, y):
             name = layout.names[k]
             out[name] = f"{fmt_value(layout, name, x)} -> {fmt_value(layout, name, y)}"
     return out
