@@ -13,6 +13,9 @@ load, then look the VMR up again (what later Akaros does).
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.alloc import ENOMEM, may_fail, page_alloc, page_decref
 from pagemap.hardware import EFAULT, EPERM
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
@@ -66,6 +69,8 @@ def _fail(t: ThreadView, err: int) -> None:
 
 
 @CODE.step("handle_page_fault", "lock_vmr", "spin_lock(&p->vmr_lock)", lock="vmr_lock")
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t),
+                   "a page fault from user space holds nothing")
 def hpf_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -74,6 +79,9 @@ def hpf_lock_vmr(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("handle_page_fault", "unlock_vmr", "spin_unlock(&p->vmr_lock); return ret")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.no_spinlock(m, t) and C.no_ref(t),
+                  "handle_page_fault returns holding nothing: the PTE owns the page, or the "
+                  "reference was put")
 def hpf_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
     t.ret("handle_page_fault", t["rv"])
@@ -89,6 +97,8 @@ def hpf_unlock_vmr(m: Machine, t: ThreadView) -> object:
     "vmr = find_vmr(p, va); check prot; f_idx; pm_load_page(f_mapping, f_idx)",
     local=True,
 )
+@icontract.require(lambda m, t: C.holds(m, t, "vmr_lock"),
+                   "__handle_page_fault assumes vmr_lock is held")
 def hpf_find_vmr(m: Machine, t: ThreadView) -> object:
     # The VMR list and fields change only under vmr_lock, which we hold.
     va = t["hpf_vpn"] << PGSHIFT
@@ -224,6 +234,11 @@ def hpf_lock_pte(m: Machine, t: ThreadView) -> object:
     "write_pte",
     "pte = pgdir_walk(create); if PAGE_PRESENT: spurious; keep PTE_D; *pte = PTE(a_page, P|prot)",
 )
+@icontract.require(lambda m, t: C.holds(m, t, "pte_lock") and C.holds(m, t, "vmr_lock"),
+                   "the PTE is written under pte_lock, the VMR stable under vmr_lock")
+@icontract.require(lambda m, t: m.pg(t["hpf_page"], "kref") >= 1
+    and (t["holds"] != 0 or not m.pg(t["hpf_page"], "flags") & PG_PAGEMAP),
+    "a_page is kept alive: a slot reference for a page-map page, the kref for a private one")
 def hpf_write_pte(m: Machine, t: ThreadView) -> object:
     # Read and write are one step: the PTE is not present, so the hardware
     # cannot update it, and every software writer holds pte_lock (we do).
@@ -294,6 +309,10 @@ def hpf_spurious_put(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("__handle_page_fault", "out", "return ret", local=True)
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.no_ref(t) and C.holds(m, t, "vmr_lock")
+                  and not C.holds(m, t, "pte_lock"),
+                  "__handle_page_fault returns with vmr_lock (as it found it), no pte_lock, no "
+                  "reference")
 def hpf_out(m: Machine, t: ThreadView) -> object:
     t.ret("handle_page_fault", t["hpf_rv"])
     return None

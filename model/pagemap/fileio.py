@@ -6,6 +6,9 @@ the copy is the caller's own memory and is not modeled."""
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.hardware import write_value
 from pagemap.machine import CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_DIRTY
@@ -15,6 +18,8 @@ CODE.function("file_io", ("fio_index", "fio_page", "fio_write"))
 
 
 @CODE.step("file_io", "load", "pm_load_page(f_mapping, idx, &page)", local=True)
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t),
+                   "read() and write() start holding nothing")
 def fio_load(m: Machine, t: ThreadView) -> object:
     t.call("pm_load_page.find", "file_io.loaded", load_index=t["fio_index"])
     return None
@@ -53,6 +58,9 @@ def fio_copy(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("file_io", "dirty", "atomic_or(&page->pg_flags, PG_DIRTY)")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or
+                  bool(m.pg(t["fio_page"], "flags") & PG_DIRTY) and t["holds"] != 0,
+                  "PG_DIRTY is set while the slot reference still keeps the page")
 def fio_dirty(m: Machine, t: ThreadView) -> object:
     page = t["fio_page"]
     m.touch(page, "generic_file_write")
@@ -62,6 +70,8 @@ def fio_dirty(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("file_io", "put", "pm_put_page(page)")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.no_ref(t) and C.no_spinlock(m, t),
+                  "read() and write() end holding nothing")
 def fio_put(m: Machine, t: ThreadView) -> object:
     put_slot_ref(m, t, t["fio_page"])
     t.ret("file_io")

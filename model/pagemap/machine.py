@@ -150,8 +150,11 @@ class Layout:
         self.code = code
         self.codec = make_codec(contracts)
         # The step table this run executes: the program's, with any step
-        # replaced by a mutant (pagemap.checker.mutations) for this run only.
-        self.steps: list[Step | None] = list(code.steps)
+        # replaced by a mutant for this run only.  With contracts off, each step
+        # runs without its icontract conditions (icontract keeps the plain
+        # function in __wrapped__): the same code, no checks.
+        self.steps: list[Step | None] = [
+            st if st is None or contracts else _uncontracted(st) for st in code.steps]
         for name, fn in (replace or {}).items():
             old = self.steps[code.pc(name)]
             assert old is not None
@@ -176,7 +179,7 @@ class Layout:
             self.names.append(name)
             return self.off[name]
 
-        for name in ("pm_lock", "pm_removal", "pm_num_pages", "radix_depth"):
+        for name in ("pm_lock", "pm_removal", "pm_num_pages", "radix_depth", "rm_disturbed"):
             add(name)
         n = cfg.file_pages
         self.slot0 = len(self.names)
@@ -313,6 +316,13 @@ class Layout:
 
     def page_name(self, p: int, vpn: int) -> str:
         return self.cfg.page_names[p][vpn]
+
+
+def _uncontracted(st: Step) -> Step:
+    fn = st.fn
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return Step(st.pc, st.func, st.label, st.c, fn, st.local, st.lock, st.user, st.fixed)
 
 
 def _no_dispatch(t: ThreadView) -> None:

@@ -19,6 +19,9 @@ holding vmr_lock; a failure then ends the populate loop.
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.alloc import ENOMEM
 from pagemap.fault import _lock, _unlock
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
@@ -39,6 +42,9 @@ def _rec(m: Machine, t: ThreadView) -> int:
 
 
 @CODE.step("mmap", "lock_vmr", "spin_lock(&p->vmr_lock)", lock="vmr_lock")
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t))
+@icontract.require(lambda m, t: not m.vf(m.L.decl_rec[t["mm_decl"] - 1], "alive"),
+    "mmap of a VMR that is not mapped (the scenario parser makes sure)")
 def mm_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -71,6 +77,8 @@ def mm_create(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("mmap", "set_file", "vmr->vm_file = file; vmr->vm_foff = offset")
+@icontract.require(lambda m, t: m.vf(t["mm_vmr"] - 1, "on_pm") > 0 and C.holds(m, t, "vmr_lock"),
+                   "vm_file and vm_foff are set after pm_add_vmr (the seed's order)")
 def mm_set_file(m: Machine, t: ThreadView) -> object:
     # The VMR is on pm_vmrs already: pm_remove_contig may have read vm_foff = 0.
     r, decl = _rec(m, t), _decl(m, t)

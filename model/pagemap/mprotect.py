@@ -16,6 +16,9 @@ held (context §9.3):
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.fault import _lock, _unlock, pte_prot
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
 from pagemap.pageflags import PTE_P, PTE_PERM
@@ -28,6 +31,7 @@ CODE.function("mprotect", ("mp_addr", "mp_end", "mp_prot", "mp_vmr", "mp_vpn", "
 
 @CODE.step("mprotect", "lock_vmr", "spin_lock(&p->vmr_lock); isolate_vmrs(p, addr, len)",
            lock="vmr_lock")
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t))
 def mp_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -157,6 +161,16 @@ def mp_shootdown(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("mprotect", "unlock_vmr", "spin_unlock(&p->vmr_lock); return 0")
+@icontract.snapshot(lambda t: (t["mp_addr"], t["mp_end"], t["mp_prot"]), name="arg")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result) or all(
+                  m.vf(r, "prot") == OLD.arg[2]
+                  for r in C.vmrs_overlapping(m, t.proc, OLD.arg[0], OLD.arg[1])),
+                  "every VMR of the range has the new protection")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result) or all(
+                  m.pte(t.proc, vpn) & PTE_PERM == pte_prot(OLD.arg[2])
+                  for vpn in m.L.pte_off[t.proc]
+                  if OLD.arg[0] <= vpn << 12 < OLD.arg[1] and m.pte(t.proc, vpn) & PTE_P),
+                  "every present PTE of the range has the new permission bits")
 def mp_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
     t.ret("mprotect")

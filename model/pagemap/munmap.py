@@ -13,10 +13,13 @@ left the process by then, pagemap.proc).
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.alloc import page_decref
 from pagemap.fault import _lock, _unlock
-from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
-from pagemap.pageflags import PG_DIRTY, PG_PAGEMAP, PTE_D, PTE_P, pte2ppn
+from pagemap.machine import BLOCKED, CODE, PROC_DYING, Machine, ThreadView
+from pagemap.pageflags import PG_DIRTY, PG_PAGEMAP, PGSHIFT, PTE_D, PTE_P, pte2ppn
 from pagemap.proc import proc_tlbshootdown, shootdown_pending
 from pagemap.vmrs import vpn_range
 
@@ -31,6 +34,7 @@ def _in_range(m: Machine, t: ThreadView, r: int | None) -> bool:
 
 @CODE.step("munmap", "lock_vmr", "spin_lock(&p->vmr_lock); isolate_vmrs(p, addr, len)",
            lock="vmr_lock")
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t))
 def mu_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -173,6 +177,11 @@ def mu_p2_next(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("munmap", "unlock_vmr", "spin_unlock(&p->vmr_lock); return 0")
+@icontract.snapshot(lambda t: (t["mu_addr"], t["mu_end"]), name="rng")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result)
+                  or not C.vmrs_overlapping(m, t.proc, OLD.rng[0], OLD.rng[1])
+                  and C.ptes_zero(m, t.proc, OLD.rng[0], OLD.rng[1]) and C.no_spinlock(m, t),
+                  "munmap leaves no VMR and no PTE in [addr, addr + len)")
 def mu_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
     t.ret("munmap")
@@ -186,6 +195,8 @@ CODE.function("__vmr_free_pgs", ("fp_vmr", "fp_vpn", "fp_end", "fp_pte"))
 
 @CODE.step("__vmr_free_pgs", "start", "env_user_mem_walk(p, vm_base, vm_end - vm_base, cb)",
            local=True)
+@icontract.require(lambda m, t: C.holds(m, t, "pte_lock") and C.holds(m, t, "vmr_lock"),
+                   "__vmr_free_pgs walks the page table under pte_lock")
 def fp_start(m: Machine, t: ThreadView) -> object:
     t["fp_vpn"], t["fp_end"] = vpn_range(m, t["fp_vmr"] - 1)
     t.goto("__vmr_free_pgs.read")
@@ -223,6 +234,11 @@ def fp_read(m: Machine, t: ThreadView) -> object:
            fixed={"munmap-fold-dirty":
                   ("__vmr_free_pgs: PG_PAGEMAP? (old & PTE_D: atomic_or(PG_DIRTY)) : "
                    "page_decref(page)")})
+@icontract.snapshot(lambda m, t: vpn_range(m, t["fp_vmr"] - 1), name="rng")
+@icontract.snapshot(lambda t: t["fp_vpn"] + 1 >= t["fp_end"], name="last")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result) or not OLD.last
+                  or C.ptes_zero(m, t.proc, OLD.rng[0] << PGSHIFT, OLD.rng[1] << PGSHIFT),
+                  "after __vmr_free_pgs every PTE of the VMR is 0")
 def fp_zero(m: Machine, t: ThreadView) -> object:
     p, k, pte = t.proc, t["fp_vpn"], t["fp_pte"]
     page = pte2ppn(pte)
@@ -244,6 +260,10 @@ CODE.function("unmap_and_destroy_vmrs", ("ud_vmr", "ud_next"))
 
 
 @CODE.step("unmap_and_destroy_vmrs", "lock_vmr", "spin_lock(&p->vmr_lock)", lock="vmr_lock")
+@icontract.require(lambda m, t: m.pstate(t.proc) == PROC_DYING and C.no_spinlock(m, t),
+                   "unmap_and_destroy_vmrs runs in __proc_free, on a dying process")
+@icontract.require(lambda m, t: all(m.v[m.L.thread0[u]] == 0 for u in m.cfg.proc_threads(t.proc) if u != t.id),
+    "__proc_free: every other thread of the process has stopped")
 def ud_lock_vmr(m: Machine, t: ThreadView) -> object:
     if not _lock(m, t, "vmr_lock"):
         return BLOCKED
@@ -307,6 +327,9 @@ def ud_destroyed(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("unmap_and_destroy_vmrs", "unlock_vmr", "spin_unlock(&p->vmr_lock)")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or not m.proc_vmrs(t.proc),
+                  "no VMR is left (their PTEs went with __vmr_free_pgs; a PTE outside every "
+                  "VMR is left for env_user_mem_free)")
 def ud_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
     t.ret("unmap_and_destroy_vmrs")

@@ -9,7 +9,11 @@ through, updated in the same step as the word, so that the invariant
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.alloc import may_fail, page_alloc, page_decref
+from pagemap.effective import disturb
 from pagemap.machine import BLOCKED, CODE, TSLOT_POISON, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_BUFFER, PG_LOCKED, PG_PAGEMAP, PG_UPTODATE
 from pagemap.radix import EEXIST, ENOMEM, Radix
@@ -44,6 +48,8 @@ CODE.function("pm_find_page", ("find_index", "find_old", "find_page"))
 
 
 @CODE.step("pm_find_page", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
+@icontract.require(lambda t: C.no_ref(t), "pm_find_page gives the caller a reference: it holds none yet")
+@icontract.require(lambda m, t: not C.holds(m, t, "pm_lock"), "pm_lock is not recursive")
 def find_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -87,6 +93,7 @@ def find_cas(m: Machine, t: ThreadView) -> object:
     new = m.c.pm_slot_inc_refcnt(m.c.pm_slot_clear_removal(old, m.bits), m.bits)
     m.set_slot(i, new)
     t["holds"] = i + 1
+    disturb(m, i)
     page = t["find_page"]
     m.touch(page, "pm_find_page")
     if m.pg(page, "tslot") != i + 1:
@@ -96,6 +103,13 @@ def find_cas(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_find_page", "unlock", "spin_unlock(&pm->pm_lock); return page")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or not C.holds(m, t, "pm_lock"),
+                  "pm_lock is released")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or t["rv"] == 0 and C.no_ref(t)
+                  or C.holds_ref_on(m, t, t["holds"] - 1, t["rv"])
+                  and not C.slot_marked(m, t["holds"] - 1),
+                  "a page comes with a slot reference through its slot, removal flag cleared; "
+                  "NULL with none")
 def find_unlock(m: Machine, t: ThreadView) -> object:
     pm_unlock(m, t)
     t.ret("pm_find_page", t["find_page"])
@@ -108,6 +122,9 @@ CODE.function("pm_insert_page", ("ins_index", "ins_page"))
 
 
 @CODE.step("pm_insert_page", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
+@icontract.require(lambda m, t: C.page_private(m, t["ins_page"], PG_LOCKED | PG_BUFFER | PG_PAGEMAP),
+                   "the page is fresh and only the caller knows it (kref 1, locked for IO)")
+@icontract.require(lambda t: C.no_ref(t))
 def insert_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -139,6 +156,7 @@ def insert_insert(m: Machine, t: ThreadView) -> object:
     m.set("radix_depth", tree.depth)
     m.set_slot(i, tree.slots[i])
     t["holds"] = i + 1
+    disturb(m, i)
     t.goto("pm_insert_page.unlock")
     return None
 
@@ -148,6 +166,10 @@ def insert_insert(m: Machine, t: ThreadView) -> object:
     "unlock",
     "page->pg_tree_slot = tree_slot; pm_num_pages++; spin_unlock(&pm->pm_lock)",
 )
+@icontract.ensure(lambda m, t, result: C.blocked(result) or not C.holds(m, t, "pm_lock"))
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.holds_ref_on(m, t, t["holds"] - 1,
+                                                             t["load_page"]),
+                  "on success the caller's page reference became a slot reference")
 def insert_unlock(m: Machine, t: ThreadView) -> object:
     # pg_tree_slot is read by pm_find_page (under pm_lock, which we hold) and
     # by pm_put_page of a holder (we hold the only reference): local writes.
@@ -180,6 +202,9 @@ def put_slot_ref(m: Machine, t: ThreadView, page: int) -> None:
 
 
 @CODE.step("pm_put_page", "add", "atomic_add(page->pg_tree_slot, -(1UL << PM_REFCNT_SHIFT))")
+@icontract.require(lambda m, t: t["holds"] != 0 and m.pg(t["put_page"], "tslot") == t["holds"],
+                   "the caller holds the slot reference it drops, through pg_tree_slot")
+@icontract.ensure(lambda t, result: C.blocked(result) or C.no_ref(t))
 def put_add(m: Machine, t: ThreadView) -> object:
     put_slot_ref(m, t, t["put_page"])
     t.ret("pm_put_page")
@@ -192,6 +217,9 @@ CODE.function("pm_load_page", ("load_index", "load_page"))
 
 
 @CODE.step("pm_load_page", "find", "page = pm_find_page(pm, index)", local=True)
+@icontract.require(lambda t: C.no_ref(t))
+@icontract.require(lambda m, t: C.no_spinlock(m, t) or C.holds(m, t, "vmr_lock"),
+    "pm_load_page takes pm_lock and may sleep: no spinlock but (seed) the fault path's vmr_lock")
 def load_find(m: Machine, t: ThreadView) -> object:
     t.call("pm_find_page.lock", "pm_load_page.found", find_index=t["load_index"])
     return None
@@ -240,6 +268,8 @@ def load_inserted(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_load_page", "insert_fail", "default: page_decref(page); return error")
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.no_ref(t) and t["rv"] < 0,
+                  "an error comes with no reference")
 def load_insert_fail(m: Machine, t: ThreadView) -> object:
     page_decref(m, t["load_page"], "pm_load_page")
     t.ret("pm_load_page", -ENOMEM)
@@ -323,6 +353,10 @@ def _fill(m: Machine, t: ThreadView) -> None:
 
 
 @CODE.step("pm_load_page", "done", "*pp = page; return 0", local=True)
+@icontract.ensure(lambda m, t, result: C.blocked(result) or
+                  C.holds_ref_on(m, t, t["holds"] - 1, t["rv"])
+                  and bool(m.pg(t["rv"], "flags") & PG_UPTODATE),
+                  "the page is up to date and comes with a slot reference")
 def load_done(m: Machine, t: ThreadView) -> object:
     t.ret("pm_load_page", t["load_page"])
     return None
@@ -336,6 +370,7 @@ CODE.function("pm_remove_vmr", ("rmv_vmr",))
 
 
 @CODE.step("pm_remove_vmr", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
+@icontract.require(lambda m, t: m.vf(t["rmv_vmr"] - 1, "on_pm") > 0, "the VMR is on pm_vmrs")
 def remove_vmr_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -361,6 +396,9 @@ def pm_vmrs_insert_tail(m: Machine, r: int) -> None:
 
 
 @CODE.step("pm_remove_vmr", "unlink", "TAILQ_REMOVE(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
+@icontract.snapshot(lambda t: t["rmv_vmr"] - 1, name="vmr")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result)
+                  or not m.vf(OLD.vmr, "on_pm") and not C.holds(m, t, "pm_lock"))
 def remove_vmr_unlink(m: Machine, t: ThreadView) -> object:
     # The list is read only under pm_lock, which we hold: the unlink is
     # invisible until the unlock, so the two are one step.
@@ -376,6 +414,8 @@ CODE.function("pm_add_vmr", ("addv_vmr",))
 
 
 @CODE.step("pm_add_vmr", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
+@icontract.require(lambda m, t: not m.vf(t["addv_vmr"] - 1, "on_pm") and m.vf(t["addv_vmr"] - 1, "alive"),
+    "a live VMR not yet on pm_vmrs")
 def add_vmr_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
@@ -384,6 +424,10 @@ def add_vmr_lock(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_add_vmr", "link", "TAILQ_INSERT_TAIL(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
+@icontract.snapshot(lambda t: t["addv_vmr"] - 1, name="vmr")
+@icontract.ensure(lambda OLD, m, result: C.blocked(result)
+                  or m.vf(OLD.vmr, "on_pm") == len(m.pm_vmrs()),
+                  "TAILQ_INSERT_TAIL: the VMR is last on pm_vmrs")
 def add_vmr_link(m: Machine, t: ThreadView) -> object:
     pm_vmrs_insert_tail(m, t["addv_vmr"] - 1)
     pm_unlock(m, t)

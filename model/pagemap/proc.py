@@ -22,6 +22,9 @@ that called proc_destroy.
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.machine import (
     BLOCKED,
     CODE,
@@ -79,6 +82,8 @@ CODE.function("proc_destroy", ())
 
 @CODE.step("proc_destroy", "kill",
            "proc_destroy(p): under proc_lock, p->state = PROC_DYING; __death to p's cores")
+@icontract.require(lambda m, t: not C.holds(m, t, "pm_lock") and C.no_ref(t),
+                   "proc_destroy from a syscall or a failed fault: no page-map lock, no reference")
 def destroy_kill(m: Machine, t: ThreadView) -> object:
     p = t.proc
     if m.pstate(p) in (PROC_DYING, PROC_DEAD):
@@ -116,6 +121,8 @@ def free_wait(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("__proc_free", "done", "__proc_free: the process is gone", local=True)
+@icontract.ensure(lambda m, t, result: C.blocked(result) or not m.proc_vmrs(t.proc),
+                  "__proc_free: the process has no VMR left")
 def free_done(m: Machine, t: ThreadView) -> object:
     m.set_pstate(t.proc, PROC_DEAD)
     t.goto("proc_destroy.stop")

@@ -24,7 +24,11 @@ of interleaving whenever a scenario has an op that changes VMRs.
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.alloc import page_decref
+from pagemap.effective import disturb, pinned_now, removal_begins, removal_ends, settle
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PTE_D, PTE_P, pte2ppn
 from pagemap.pm import lookup_slot, pm_lock, pm_tree, pm_unlock
@@ -78,6 +82,8 @@ def _marked(m: Machine, page: int) -> bool:
 
 
 @CODE.step("pm_remove_contig", "swap", "if (!nr_pgs) return 0; atomic_swap(&pm->pm_removal, 1)")
+@icontract.require(lambda m, t: C.no_spinlock(m, t) and C.no_ref(t),
+                   "pm_remove_contig may spin on pm_lock and pte_locks: it starts holding nothing")
 def rm_swap(m: Machine, t: ThreadView) -> object:
     if t["rm_nr"] == 0:
         t.ret("pm_remove_contig", 0)
@@ -88,6 +94,7 @@ def rm_swap(m: Machine, t: ThreadView) -> object:
         m.note("another remover is running: return 0")
         t.ret("pm_remove_contig", 0)
         return None
+    removal_begins(m)
     t.goto("pm_remove_contig.lock")
     return None
 
@@ -104,6 +111,7 @@ def rm_lock(m: Machine, t: ThreadView) -> object:
     # The VMR list is stable under pm_lock, and a VMR's flags are set before
     # pm_add_vmr and never change while it is on the list: the scan joins the lock.
     t["rm_pinned"] = int(any(m.vf(r, "flags") & MAP_LOCKED for r in m.pm_vmrs()))
+    pinned_now(m)
     t["rm_i"] = t["rm_index"]
     t.goto("pm_remove_contig.mark_read")
     return None
@@ -176,6 +184,7 @@ def rm_mark_cas(m: Machine, t: ThreadView) -> object:
         _mark_next(m, t, i)
         return None
     m.set_slot(i, t["rm_new"])
+    settle(m, i)
     t.goto("pm_remove_contig.mark_page")
     return None
 
@@ -278,6 +287,12 @@ def _next_pte(t: ThreadView, here: str, after: str) -> None:
 @CODE.step("pm_remove_contig", "p2_vmr",
            "pass 2: next VMR on pm_vmrs (skip MAP_LOCKED, !vmr_has_page_idx(vmr, index))",
            local="static-vmrs")
+@icontract.require(lambda m, t: t["rm_vmr"] != 0 or all(
+    C.slot_marked(m, i) and C.slot_refs(m, i) == 0
+    for i, _ in C.marked_pages_in(m, t["rm_index"], _end(t))),
+    "after the mark pass: every page it marked has the slot's removal flag and no reference "
+    "(pm_lock keeps lookups out)")
+@icontract.require(lambda m, t: C.holds(m, t, "pm_lock"), "passes 2 and 3 run under pm_lock")
 def rm_p2_vmr(m: Machine, t: ThreadView) -> object:
     _next_vmr(m, t, "pm_remove_contig.p2_lock", "pm_remove_contig.p2_done")
     return None
@@ -342,12 +357,18 @@ def rm_p2_push(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_remove_contig", "p2_done", "shootdown_and_reset_ptrstore(ptr_store)", local=True)
+@icontract.require(lambda m, t: not C.sees_all_ptes(m)
+    or C.marked_clean_of(m, t["rm_index"], _end(t), "present"),
+    "after pass 2: no present PTE names a marked page")
 def rm_p2_done(m: Machine, t: ThreadView) -> object:
     t.call("shootdown_and_reset.enter", "pm_remove_contig.p3_start")
     return None
 
 
 @CODE.step("pm_remove_contig", "p3_start", "pass 3 over pm_vmrs", local=True)
+@icontract.require(lambda m, t: not C.shootdown_lands(m)
+    or C.marked_clean_of(m, t["rm_index"], _end(t), "tlbs"),
+    "after the shootdowns: no TLB maps a marked page, so the dirty bits can be read")
 def rm_p3_start(m: Machine, t: ThreadView) -> object:
     t["rm_vmr"] = 0
     t.goto("pm_remove_contig.p3_vmr")
@@ -431,6 +452,9 @@ def rm_p3_unlock(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_remove_contig", "dirty_start", "i = index; handle_dirty:", local=True)
+@icontract.require(lambda m, t: not C.sees_all_ptes(m)
+    or C.marked_clean_of(m, t["rm_index"], _end(t), "ptes"),
+    "after pass 3: no PTE names a marked page (their D bits are in PG_DIRTY)")
 def rm_dirty_start(m: Machine, t: ThreadView) -> object:
     t["rm_i"] = t["rm_index"]
     t.goto("pm_remove_contig.dirty_read")
@@ -531,6 +555,7 @@ def rm_writepage(m: Machine, t: ThreadView) -> object:
         # kfs_writepage (and ext2's) returns -1 and writes nothing; the seed
         # ignores the return value.
         m.note("writepage returns -1 (KFS): nothing written")
+        disturb(m, m.pg(page, "index"))
         if m.cfg.fix("removal-writeback-error"):
             flags = m.c.pg_set(m.pg(page, "flags"), PG_DIRTY)
             m.set_pg(page, "flags", m.c.pg_clear(flags, PG_REMOVAL))
@@ -636,6 +661,7 @@ def rm_final_decref(m: Machine, t: ThreadView) -> object:
             f"backing store has {m.store(index)}",
         )
     page_decref(m, page, "pm_remove_contig")
+    settle(m, t["rm_i"])
     t["rm_removed"] += 1
     t.goto("pm_remove_contig.final_delete")
     return None
@@ -654,6 +680,8 @@ def rm_final_delete(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "final_unlock",
            "pm->pm_num_pages -= nr_removed; spin_unlock(&pm->pm_lock)")
+@icontract.require(lambda m, t: not C.marked_pages_in(m, t["rm_index"], _end(t)),
+                   "after the final loop: every mark is undone or its page freed")
 def rm_final_unlock(m: Machine, t: ThreadView) -> object:
     # pm_num_pages is read and written only under pm_lock: local until the unlock.
     m.set("pm_num_pages", m.get("pm_num_pages") - t["rm_removed"])
@@ -664,6 +692,7 @@ def rm_final_unlock(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "done", "atomic_set(&pm->pm_removal, 0); return nr_removed")
 def rm_done(m: Machine, t: ThreadView) -> object:
+    removal_ends(m, t["rm_index"], t["rm_nr"])
     m.set("pm_removal", 0)
     t.ret("pm_remove_contig", t["rm_removed"])
     return None

@@ -12,6 +12,9 @@ while it sleeps, and sem_up restarts it on the waker's core.
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_LOCKED
 from pagemap.sched import resume, sem_down_check, sleep, wake
@@ -84,6 +87,8 @@ CODE.function("lock_page", ("lp_page",))
 
 
 @CODE.step("lock_page", "sem_down", "sem_down(&page->pg_sem): take a signal or sleep")
+@icontract.require(lambda m, t: t["holds"] != 0 and m.pg(t["lp_page"], "tslot") == t["holds"],
+                   "lock_page on a page-map page the caller holds a slot reference to")
 def lock_page_sem_down(m: Machine, t: ThreadView) -> object:
     page = t["lp_page"]
     sem_down_check(m, t, "lock_page")
@@ -110,6 +115,9 @@ def lock_page_sleeping(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("lock_page", "set_locked", "assert(!PG_LOCKED); atomic_or(&pg_flags, PG_LOCKED)")
+@icontract.snapshot(lambda t: t["lp_page"], name="page")
+@icontract.ensure(lambda OLD, m, result: C.blocked(result) or bool(m.pg(OLD.page, "flags") & PG_LOCKED),
+                  "lock_page returns with PG_LOCKED set, by us")
 def lock_page_set_locked(m: Machine, t: ThreadView) -> object:
     # The assert's read and the OR are one step: only the semaphore's owner
     # sets or clears PG_LOCKED, so nothing can come between them.
@@ -127,6 +135,8 @@ CODE.function("unlock_page", ("ul_page",))
 
 
 @CODE.step("unlock_page", "clear_locked", "atomic_and(&pg_flags, ~PG_LOCKED)")
+@icontract.require(lambda m, t: bool(m.pg(t["ul_page"], "flags") & PG_LOCKED),
+                   "unlock_page of a locked page")
 def unlock_page_clear(m: Machine, t: ThreadView) -> object:
     page = t["ul_page"]
     m.touch(page, "unlock_page")
@@ -136,6 +146,9 @@ def unlock_page_clear(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("unlock_page", "sem_up", "sem_up(&page->pg_sem): wake the first sleeper")
+@icontract.snapshot(lambda t: t["ul_page"], name="page")
+@icontract.ensure(lambda OLD, m, result: C.blocked(result) or not m.pg(OLD.page, "flags") & PG_LOCKED,
+                  "PG_LOCKED is clear when unlock_page returns (a woken waiter sets it later)")
 def unlock_page_sem_up(m: Machine, t: ThreadView) -> object:
     page = t["ul_page"]
     m.touch(page, "unlock_page")

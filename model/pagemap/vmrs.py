@@ -14,6 +14,9 @@ field before or after it.
 
 from __future__ import annotations
 
+import icontract
+
+from pagemap import contracts as C
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView
 from pagemap.pageflags import PGSHIFT
 from pagemap.pm import pm_lock, pm_unlock, pm_vmrs_insert_tail
@@ -50,6 +53,9 @@ def free_record(m: Machine, r: int) -> None:
 @CODE.step("split_vmr", "new",
            "new_vmr = kmem_cache_alloc; TAILQ_INSERT_AFTER(old); copy prot, flags, proc; "
            "[va, old->vm_end)", local=True)
+@icontract.require(lambda m, t: C.holds(m, t, "vmr_lock")
+    and m.vf(t["sp_old"] - 1, "base") < t["sp_va"] < m.vf(t["sp_old"] - 1, "end"),
+    "split_vmr(old, va) with va strictly inside old, under vmr_lock")
 def split_new(m: Machine, t: ThreadView) -> object:
     # The new record is on no list another thread reads without vmr_lock.
     old, va = t["sp_old"] - 1, t["sp_va"]
@@ -114,6 +120,9 @@ def split_publish(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("split_vmr", "done", "return new_vmr", local=True)
+@icontract.ensure(lambda m, t, result: C.blocked(result) or C.no_straddle(m, t.proc, t["iso_addr"])
+                  or C.no_straddle(m, t.proc, t["iso_end"]),
+                  "split_vmr leaves a VMR boundary at va")
 def split_done(m: Machine, t: ThreadView) -> object:
     t.ret("split_vmr")
     return None
@@ -145,6 +154,10 @@ def _split_at(m: Machine, t: ThreadView, va: int, then: str) -> None:
 
 
 @CODE.step("isolate_vmrs", "done", "return", local=True)
+@icontract.snapshot(lambda t: (t["iso_addr"], t["iso_end"]), name="rng")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result) or C.no_straddle(m, t.proc, OLD.rng[0])
+                  and C.no_straddle(m, t.proc, OLD.rng[1]),
+                  "isolate_vmrs: no VMR straddles addr or addr + len")
 def isolate_done(m: Machine, t: ThreadView) -> object:
     t.ret("isolate_vmrs")
     return None
@@ -165,6 +178,10 @@ def destroy_start(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("destroy_vmr", "free",
            "kref_put(vm_file); TAILQ_REMOVE(&p->vm_regions, vmr); kmem_cache_free", local=True)
+@icontract.snapshot(lambda t: t["dv_vmr"] - 1, name="r")
+@icontract.ensure(lambda OLD, m, result: C.blocked(result)
+                  or all(m.vf(OLD.r, f) == 0 for f in VMR_FIELDS),
+                  "destroy_vmr: the VMR is off every list and freed")
 def destroy_free(m: Machine, t: ThreadView) -> object:
     # Off pm_vmrs now: only vmr_lock holders (we are one) can see the record.
     r = t["dv_vmr"] - 1
@@ -186,6 +203,8 @@ def can_merge(m: Machine, a: int, b: int) -> bool:
 
 
 @CODE.step("merge_vmr", "extend", "first->vm_end = second->vm_end; destroy_vmr(second)")
+@icontract.require(lambda m, t: can_merge(m, t["mg_first"] - 1, t["mg_second"] - 1),
+                   "merge_vmr(first, second) of adjacent, compatible VMRs")
 def merge_extend(m: Machine, t: ThreadView) -> object:
     # A store to a VMR on pm_vmrs: the remover may read vm_end before or after.
     first, second = t["mg_first"] - 1, t["mg_second"] - 1

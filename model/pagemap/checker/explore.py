@@ -62,6 +62,15 @@ class Outcome:
     stored_parts: int = 0  # distinct state parts interned (pagemap.checker.store)
 
 
+def contract_message(e: icontract.ViolationError) -> str:
+    """One line: where the condition is, and what it says (its description, or
+    its source), without the values icontract lists after it."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    where = lines[0].split(" in <module>")[0] if lines else "?"
+    what = lines[1] if len(lines) > 1 else ""
+    return f"{what} ({where})" if what else where
+
+
 class Explorer:
     def __init__(
         self,
@@ -177,8 +186,7 @@ class Explorer:
                                         f"{st.func}.{st.label} and nothing changes")
                     seen.add(snap)
         except icontract.ViolationError as e:
-            first = str(e).strip().splitlines()[0]
-            raise Violation("contract", first) from e
+            raise Violation("contract", contract_message(e)) from e
         return m
 
     def run_flush(self, state: tuple[int, ...], c: int) -> tuple[tuple[int, ...], Move] | None:

@@ -29,6 +29,8 @@ INVARIANTS = {
     "while it holds a spinlock",
     "livelock": "a thread can go on forever without finishing and without any other "
     "thread's help",
+    "removal-effective": "when pm_remove_contig returns, every page of its range that nothing "
+    "referenced, pinned or reloaded while it ran is gone from the page map",
 }
 
 

@@ -1,0 +1,101 @@
+"""Contracts on the paths (pagemap.contracts) and the postcondition removal-effective
+(pagemap.effective) catch mutated steps of the real model: each test replaces one step
+for one run and asserts that the checker now reports the contract or invariant that
+guards it, while the unmutated run passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pagemap import mprotect, munmap, removal
+from pagemap.checker.explore import Explorer
+from pagemap.checker.scenario import load
+from pagemap.machine import Machine, ThreadView
+
+SCEN = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def mark_nothing(m: Machine, t: ThreadView) -> object:
+    """pm_remove_contig.mark_read, mutated: the mark pass marks no page."""
+    removal._mark_done(t)
+    return None
+
+
+def p2_clears_nothing(m: Machine, t: ThreadView) -> object:
+    """pm_remove_contig.p2_read, mutated: __pm_mark_not_present never clears PTE_P."""
+    removal._next_pte(t, "pm_remove_contig.p2_read", "pm_remove_contig.p2_unlock")
+    return None
+
+
+def p3_zeroes_nothing(m: Machine, t: ThreadView) -> object:
+    """pm_remove_contig.p3_read, mutated: pass 3 leaves every PTE as it is."""
+    removal._next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
+    return None
+
+
+def final_unmarks_nothing(m: Machine, t: ThreadView) -> object:
+    """pm_remove_contig.final_unmark, mutated: a rescued page keeps PG_REMOVAL."""
+    removal._final_next(t)
+    return None
+
+
+def mprotect_writes_nothing(m: Machine, t: ThreadView) -> object:
+    """mprotect.pte_read, mutated: the permission bits are never rewritten."""
+    mprotect._next_pte(m, t)
+    return None
+
+
+def free_pgs_skips(m: Machine, t: ThreadView) -> object:
+    """__vmr_free_pgs.read, mutated: the walk ends at once."""
+    t.ret("__vmr_free_pgs")
+    return None
+
+
+CASES = [
+    ("write-vs-remove", "pm_remove_contig.mark_read", mark_nothing, "removal-effective", None),
+    ("two-removers", "pm_remove_contig.mark_read", mark_nothing, "removal-effective", None),
+    ("write-vs-remove", "pm_remove_contig.p2_read", p2_clears_nothing, "contract", "after pass 2"),
+    ("read-vs-remove", "pm_remove_contig.p3_read", p3_zeroes_nothing, "contract", "after pass 3"),
+    ("file-read-vs-remove", "pm_remove_contig.final_unmark", final_unmarks_nothing, "contract",
+     "every mark is undone"),
+    ("mprotect-vs-remove", "mprotect.pte_read", mprotect_writes_nothing, "contract",
+     "permission bits"),
+    ("munmap-private-sync", "__vmr_free_pgs.read", free_pgs_skips, "contract", None),
+]
+
+
+@pytest.mark.parametrize("name, step, fn, invariant, words", CASES,
+                         ids=[f"{c[0]}:{c[1]}" for c in CASES])
+def test_mutated_step_is_caught(name: str, step: str, fn, invariant: str,  # type: ignore[no-untyped-def]
+                                words: str | None) -> None:
+    cfg = load(SCEN / f"{name}.toml", "fixed")
+    assert Explorer(cfg).explore(progress=False).verdict == "pass"
+    out = Explorer(cfg, replace={step: fn}).explore(progress=False)
+    assert (out.verdict, out.invariant) == ("violation", invariant), out.message
+    if words:
+        assert words in (out.message or "")
+
+
+def test_removal_effective_is_about_the_winner_of_the_swap() -> None:
+    """A remover that finds another one running returns 0 at once (documented in
+    pagemap.c: "others will return 0"): two removers of the same range pass, although
+    the loser removed nothing."""
+    cfg = load(SCEN / "two-removers.toml", "fixed")
+    assert Explorer(cfg).explore(progress=False).verdict == "pass"
+
+
+def test_contracts_off_runs_the_same_steps_without_checks() -> None:
+    cfg = load(SCEN / "write-vs-remove.toml", "fixed")
+    on = Explorer(cfg, contracts=True).explore(progress=False)
+    off = Explorer(cfg, contracts=False, replace={
+        "pm_remove_contig.p2_read": p2_clears_nothing}).explore(progress=False)
+    assert on.verdict == "pass"
+    assert off.verdict == "violation" and off.invariant != "contract"  # caught later, by an invariant
+
+
+def test_munmap_contract_names_the_range() -> None:
+    """munmap's postcondition is about its own range: a partial munmap leaves the rest."""
+    cfg = load(SCEN / "munmap-partial-vs-fault.toml", "fixed")
+    assert Explorer(cfg).explore(progress=False).verdict == "pass"
+    assert munmap.mu_unlock_vmr.__wrapped__ is not None  # contracted
