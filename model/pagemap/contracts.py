@@ -127,10 +127,12 @@ def ptes_naming(m: Machine, page: int) -> list[str]:
 # -- pm_remove_contig's phases ------------------------------------------------------------
 
 #: The fixes under which the remover's passes reach every PTE of a page they mark:
-#: every VMR overlapping the range is visited, and no VMR changes under the passes.
-#: The seed's phase postconditions are claimed under these only (F3, F10, F14
-#: are the ways the seed breaks them; the invariants report what follows).
-SEES_ALL_PTES = ("removal-vmr-overlap", "split-vmr-under-pm-lock", "mmap-foff-first")
+#: every PTE naming a page-map page belongs to a VMR on pm_vmrs, every VMR
+#: overlapping the range is visited, and no VMR changes under the passes.  The
+#: phase postconditions are claimed under these only (F3, F10, F13, F14 are the
+#: ways the seed breaks them; the invariants report what follows).
+SEES_ALL_PTES = ("removal-vmr-overlap", "split-vmr-under-pm-lock", "mmap-foff-first",
+                 "populate-unmap-on-error")
 
 
 def sees_all_ptes(m: Machine) -> bool:
