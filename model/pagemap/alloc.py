@@ -10,7 +10,7 @@ can happen, and a canonical choice keeps equal states equal (spec/deviations.md)
 
 from __future__ import annotations
 
-from pagemap.machine import Machine, Violation
+from pagemap.machine import Machine, ScenarioTooSmall
 
 ENOMEM = 12
 
@@ -28,9 +28,11 @@ def page_alloc(m: Machine, zero: bool, what: str) -> int:
                 m.set_pg(ppn, "data", 0)
             m.note(f"{what} -> page {ppn}")
             return ppn
-    raise Violation(
-        "kernel-assert",
-        f"{what}: -ENOMEM, no free page (the scenario's pool_pages is too small)",
+    # Without [faults] enomem an allocation is meant to succeed: an empty
+    # pool means the scenario is mis-sized, not that the kernel is wrong.
+    raise ScenarioTooSmall(
+        f"{what} found no free page: pool_pages = {m.cfg.pool_pages} is too small for this "
+        "scenario (raise pool_pages)"
     )
 
 

@@ -29,6 +29,13 @@ PAGE_FIELDS = ("kref", "flags", "tslot", "index", "sem", "semq", "data")
 TSLOT_POISON = -1  # pg_tree_slot = 0xdeadbeef in pm_insert_page
 
 
+class ScenarioTooSmall(Exception):
+    """A page allocation found the pool empty in a scenario without
+    ``[faults] enomem``: the scenario is mis-sized (too few ``pool_pages``),
+    which says nothing about the kernel.  `pagemap check` reports it as bad
+    input (exit 2), not as a finding."""
+
+
 class Violation(Exception):
     """Raised by a step (or an invariant) that breaks an invariant of DESIGN §3."""
 
@@ -47,6 +54,16 @@ class Step:
     fn: Callable[[Machine, ThreadView], object]
     local: bool  # touches no shared state: runs right after the step before it
     lock: str | None = None  # the spinlock this step acquires (pm_lock, vmr_lock, pte_lock)
+    #: (fix name, C text) pairs: what the step does instead when that fix is on
+    #: (the first pair whose fix the running variant has wins).
+    fixed: tuple[tuple[str, str], ...] = ()
+
+    def text(self, fixes: frozenset[str] | set[str] = frozenset()) -> str:
+        """The C statement this step performs under the given fixes."""
+        for fix, c in self.fixed:
+            if fix in fixes:
+                return c
+        return self.c
 
 
 class Code:
@@ -70,7 +87,8 @@ class Code:
                 self.registers.append(r)
 
     def step(
-        self, func: str, label: str, c: str, local: bool = False, lock: str | None = None
+        self, func: str, label: str, c: str, local: bool = False, lock: str | None = None,
+        fixed: tuple[tuple[str, str], ...] = (),
     ) -> Callable:
         """Register a step.  ``local`` marks thread-local computation (a test
         of a returned value, a call): it reads and writes only the thread's
@@ -79,14 +97,15 @@ class Code:
         ``lock`` names the spinlock the step acquires ("pm_lock", or the
         thread's own process's "vmr_lock" / "pte_lock"): the explorer then
         knows without running it that the step is blocked while another
-        thread holds that lock."""
+        thread holds that lock.  ``fixed`` gives, per fix, the C text of what
+        the step does when that fix is on (``Step.text``)."""
         assert lock in (None, "pm_lock", "vmr_lock", "pte_lock")
 
         def deco(fn: Callable) -> Callable:
             name = f"{func}.{label}"
             assert name not in self.by_name, name
             pc = len(self.steps)
-            self.steps.append(Step(pc, func, label, c, fn, local, lock))
+            self.steps.append(Step(pc, func, label, c, fn, local, lock, tuple(fixed)))
             self.by_name[name] = pc
             return fn
 
@@ -122,7 +141,8 @@ class Layout:
             old = self.steps[code.pc(name)]
             assert old is not None
             self.steps[old.pc] = Step(old.pc, old.func, old.label, old.c + " [MUTATED]", fn,
-                                      old.local, old.lock)
+                                      old.local, old.lock,
+                                      tuple((f, c + " [MUTATED]") for f, c in old.fixed))
         self.names: list[str] = []
         self.off: dict[str, int] = {}
 

@@ -45,7 +45,9 @@ def mu_lock_pte1(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("munmap", "p1_read", "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) ...")
+@CODE.step("munmap", "p1_read", "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) ...",
+           fixed=(("atomic-pte-update",
+                   "__munmap_mark_not_present: if (PAGE_PRESENT(*pte)) atomic_and(pte, ~PTE_P)"),))
 def mu_p1_read(m: Machine, t: ThreadView) -> object:
     v, k = t["mu_vmr"], t["mu_k"]
     pte = m.pte(v, k)
@@ -107,7 +109,10 @@ def mu_lock_pte2(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("munmap", "p2_read", "__vmr_free_pgs: if (*pte) { page = ppn2page(PTE2PPN(*pte)) ...")
+@CODE.step("munmap", "p2_read", "__vmr_free_pgs: if (*pte) { page = ppn2page(PTE2PPN(*pte)) ...",
+           fixed=(("munmap-fold-dirty",
+                   ("__vmr_free_pgs: if (*pte) { old = xchg(pte, 0); "
+                    "page = ppn2page(PTE2PPN(old)) ...")),))
 def mu_p2_read(m: Machine, t: ThreadView) -> object:
     v, k = t["mu_vmr"], t["mu_k"]
     pte = m.pte(v, k)
@@ -121,7 +126,9 @@ def mu_p2_read(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("munmap", "p2_zero", "__vmr_free_pgs: *pte = 0; if !PG_PAGEMAP: page_decref(page)")
+@CODE.step("munmap", "p2_zero", "__vmr_free_pgs: *pte = 0; if !PG_PAGEMAP: page_decref(page)",
+           fixed=(("munmap-fold-dirty", ("__vmr_free_pgs: if !PG_PAGEMAP: page_decref(page); "
+                                         "else if (old & PTE_D) atomic_or(&pg_flags, PG_DIRTY)")),))
 def mu_p2_zero(m: Machine, t: ThreadView) -> object:
     v, k, pte = t["mu_vmr"], t["mu_k"], t["mu_pte"]
     page = pte2ppn(pte)

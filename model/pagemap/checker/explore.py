@@ -80,6 +80,7 @@ class Explorer:
         #: actor -(t + 1) is the flush landing on thread t's core.
         self.actors = [(t, -1) for t in range(self.nthreads)]
         self.actors += [(-(t + 1), off) for t, off in self.layout.flush.items()]
+        self._search: tuple = (None, [], array("i", [0]))
 
     # -- one transition ----------------------------------------------------------
     def step(self, state: tuple[int, ...], t: int) -> tuple[int, ...] | None:
@@ -177,6 +178,17 @@ class Explorer:
     def finished(self, state: tuple[int, ...]) -> bool:
         return all(state[b] == DONE_PC for b in self.layout.thread0)
 
+    # -- what the last search stored (coverage; what a Ctrl-C had explored) --------------
+    def stored_states(self):
+        """The states the last (or interrupted) search stored, in BFS order."""
+        store, keys, _ = self._search
+        return (store.state(k)[0] for k in keys)
+
+    def progress_so_far(self) -> tuple[int, int]:
+        """(states stored, depth of the deepest one) of the last search."""
+        _, keys, depth = self._search
+        return len(keys), depth[len(depth) - 1]
+
     # -- the search -----------------------------------------------------------------
     def explore(
         self,
@@ -197,6 +209,7 @@ class Explorer:
         transitions = 0
         last_report = start
         head = 0
+        self._search = (store, keys, depth)  # read by stored_states / progress_so_far
 
         def outcome(verdict: str, **kw) -> Outcome:
             return Outcome(

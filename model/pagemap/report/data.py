@@ -108,6 +108,7 @@ class FindingView:
     states: int = 0
     seconds: float = 0.0
     lanes: list[tuple[str, str]] = field(default_factory=list)  # (thread, about)
+    initial: list[str] = field(default_factory=list)  # the starting state, for people
     error: str = ""
 
     @property
@@ -116,38 +117,24 @@ class FindingView:
                 and self.invariant == self.finding.invariant and bool(self.steps))
 
 
-def _op_text(cfg: Any, op: Any) -> str:
-    if op.op in ("write", "read"):
-        return f"{op.op} {cfg.vmrs[op.vmr].name}[{op.page}]"
-    if op.op == "munmap":
-        return f"munmap {cfg.vmrs[op.vmr].name}"
-    if op.op == "remove":
-        return f"remove({op.index}, {op.count})"
-    return f"{op.op}({op.index})"
-
-
-def _lanes(cfg: Any) -> list[tuple[str, str]]:
-    out = []
-    for th in cfg.threads:
-        where = cfg.processes[th.proc].name + ": " if th.proc >= 0 else "kernel: "
-        out.append((th.name, where + ", ".join(_op_text(cfg, op) for op in th.ops)))
-    return out
-
-
 def finding_view(f: Finding) -> FindingView:
     """The isolated variant's shortest trace of one finding; errors become text."""
     from pagemap.checker.explore import Explorer
     from pagemap.checker.scenario import load
-    from pagemap.checker.trace import build
+    from pagemap.checker.trace import build, initial_state_of
+    from pagemap.checker.values import describe_initial, numbering, thread_lines
 
     view = FindingView(f)
     start = time.perf_counter()
     try:
         cfg = load(f.path, f.isolated_variant)
-        view.lanes = _lanes(cfg)
+        view.lanes = thread_lines(cfg)
         ex = Explorer(cfg)
         out = ex.explore(progress=False)
         view.steps = build(ex.layout, out)
+        init = initial_state_of(out)
+        if init is not None:
+            view.initial = describe_initial(ex.layout, init) + numbering(ex.layout)
         view.verdict, view.invariant, view.states = out.verdict, out.invariant, out.states
     except Exception as exc:  # noqa: BLE001 -- shown in the document, not fatal
         last = traceback.extract_tb(exc.__traceback__)[-1:]
