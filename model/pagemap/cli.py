@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser(
         "report",
-        help="build the review document build/report/index.html (runs pagemap verify)",
+        help="build the review document build/report/index.html (runs pagemap verify "
+        "unless given --from-json)",
         description="Build the self-contained HTML review document from spec/ and a fresh "
         "verification run.",
     )

@@ -14,13 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pagemap.checker.explore import Explorer, Outcome
 from pagemap.checker.scenario import ScenarioError, load
-from pagemap.checker.trace import TraceStep, build, initial_json, initial_state_of, render_text
+from pagemap.checker.trace import (
+    TraceStep,
+    build,
+    initial_json,
+    initial_state_of,
+    render_text,
+    say,
+)
 from pagemap.config import FIXES, WITHOUT, Config, resolve_variant
 from pagemap.machine import ScenarioTooSmall
 
@@ -30,9 +38,11 @@ SEVERITY = (EXIT_BAD_INPUT, EXIT_UNEXPECTED, EXIT_VIOLATION, EXIT_INCOMPLETE, EX
 
 VARIANT_HELP = (
     "seed (the code as written) | fixed (every fix) | a fix name | fixes joined by commas | "
-    f"{WITHOUT}FIX (every fix but FIX). Fixes: {', '.join(FIXES)}"
+    f"{WITHOUT}FIX (every fix but FIX); the fixes are listed below"
 )
-EPILOG = """exit codes: 0 pass (every interleaving explored, no violation); 1 violation;
+FIX_LIST = "fixes (for --variant):\n" + "\n".join(f"  {name}" for name in FIXES) + (
+    f"\n  e.g. --variant {next(iter(FIXES))}, --variant {WITHOUT}{next(iter(FIXES))}\n\n")
+EPILOG = FIX_LIST + """exit codes: 0 pass (every interleaving explored, no violation); 1 violation;
 2 bad input or a scenario too small for its allocations; 3 the result differs from the
 scenario's [expect.VARIANT]; 4 a limit, Ctrl-C, or a simulation that found nothing.
 Replay a saved trace with 'pagemap replay FILE'."""
@@ -185,6 +195,8 @@ def main_check(argv: list[str]) -> int:
         return _bad("--save-trace and --svg take one scenario file")
     if args.simulate is not None and args.simulate < 1:
         return _bad("--simulate: N must be at least 1")
+    if args.simulate is not None and args.coverage:
+        return _bad("--coverage measures the exhaustive search; drop --simulate")
     codes, objects = [], []
     for n, path in enumerate(args.scenario):
         if n and not args.json and args.trace != "json":
@@ -209,12 +221,14 @@ def check_one(job: Job, variant: Any) -> tuple[int, dict[str, Any] | None]:
         if args.simulate is not None:
             return _simulate(job, cfg)
         ex = Explorer(cfg, contracts=job.contracts)
+        start = time.monotonic()
         try:
             out = ex.explore(max_states=args.max_states, max_seconds=args.max_seconds,
                              progress=True)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # what was explored is still a result: exit 4
             states, depth = ex.progress_so_far()
-            out = Outcome("incomplete", states, 0, 0.0, depth, limit="interrupted (Ctrl-C)")
+            out = Outcome("incomplete", states, 0, time.monotonic() - start, depth,
+                          limit="interrupted (Ctrl-C)")
         cov = None
         if args.coverage:
             from pagemap.checker.coverage import measure
@@ -276,24 +290,24 @@ def _report(job: Job, ex: Explorer, out: Outcome, steps: list[TraceStep],
         d = to_json(ex, out, job.contracts, args.trace != "none", steps)
         d.update(extra)
         return code, d
-    print(f"{cfg.name}: variant {cfg.variant}, {cfg.word_bits}-bit, shootdown {cfg.shootdown}, "
+    say(f"{cfg.name}: variant {cfg.variant}, {cfg.word_bits}-bit, shootdown {cfg.shootdown}, "
           f"contracts {'on' if job.contracts else 'off'}")
     if "simulate" in extra:
         s = extra["simulate"]
-        print(f"simulation: {s['walks']} random interleavings (seed {s['seed']}), "
+        say(f"simulation: {s['walks']} random interleavings (seed {s['seed']}), "
               f"{s['steps']:,} steps, {s['finished']} ran to the end, longest {s['longest']}")
     verdict = out.verdict.upper()
     if out.verdict == "violation":
         verdict += f" of {out.invariant}: {out.message}"
     what = "steps" if "simulate" in extra else "states"
-    print(f"{verdict}  ({out.states:,} {what}, {out.transitions:,} transitions, "
-          f"{out.seconds:.2f} s, depth {out.max_depth})")
+    moves = f"{out.transitions:,} transitions, " if out.transitions else ""
+    say(f"{verdict}  ({out.states:,} {what}, {moves}{out.seconds:.2f} s, depth {out.max_depth})")
     if out.limit:
-        print(f"limit reached: {out.limit}; the state space was not exhausted. Breadth first, "
+        say(f"limit reached: {out.limit}; the state space was not exhausted. Breadth first, "
               f"so every interleaving of up to {guaranteed_depth(out)} steps was checked: no "
               "violation in any of them")
     elif "simulate" in extra and out.verdict != "violation":
-        print("no violation in these interleavings; random walks prove nothing about the "
+        say("no violation in these interleavings; random walks prove nothing about the "
               "others (an exhaustive run without --simulate does)")
     if out.verdict == "violation" and args.trace != "none":
         print(f"shortest trace, {len(steps)} steps:" if "simulate" not in extra else
@@ -304,7 +318,7 @@ def _report(job: Job, ex: Explorer, out: Outcome, steps: list[TraceStep],
 
         print(render(cov))
     if code == EXIT_UNEXPECTED:
-        print(f"UNEXPECTED: the scenario expects {expectation(cfg)} for variant {cfg.variant}")
+        say(f"UNEXPECTED: the scenario expects {expectation(cfg)} for variant {cfg.variant}")
     return code, None
 
 

@@ -29,7 +29,7 @@ from pagemap.checker.command import (
 from pagemap.checker.explore import Explorer
 from pagemap.checker.scenario import ScenarioError
 from pagemap.checker.schedule import Replay, Saved, load_saved, run_schedule
-from pagemap.checker.trace import build, render_text, wrap
+from pagemap.checker.trace import build, render_text, say
 from pagemap.checker.values import state_values
 from pagemap.config import resolve_variant
 from pagemap.machine import ScenarioTooSmall
@@ -73,10 +73,6 @@ def _bad(msg: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _say(text: str) -> None:
-    print("\n".join(wrap(text, 0)))
-
-
 def main_replay(argv: list[str]) -> int:
     try:
         args = parser().parse_args(argv)
@@ -117,7 +113,7 @@ def main_replay(argv: list[str]) -> int:
         print(json.dumps(d, indent=1))
         return code
     cfg = ex.cfg
-    _say(f"replay of {args.trace} ({saved.source}, saved under {saved.variant}): "
+    say(f"replay of {args.trace} ({saved.source}, saved under {saved.variant}): "
           f"variant {cfg.variant}, {cfg.word_bits}-bit, {len(saved.schedule)} scheduled steps")
     print(render_text(ex.layout, steps, rep.path[0][0]))
     if args.state_at is not None:
@@ -125,16 +121,16 @@ def main_replay(argv: list[str]) -> int:
         for k, v in state_values(ex.layout, rep.path[args.state_at][0]).items():
             print(f"  {k} = {v}")
     if rep.differs_at is not None:
-        _say(f"from step {rep.differs_at} on, the threads run other steps than in the saved "
+        say(f"from step {rep.differs_at} on, the threads run other steps than in the saved "
               f"run ({saved.variant})")
     if rep.verdict == "violation":
         how = "REPRODUCED" if same else f"VIOLATION (the saved trace had {saved.invariant})"
-        _say(f"{how}: {rep.invariant}: {rep.message} (step {rep.steps})")
+        say(f"{how}: {rep.invariant}: {rep.message} (step {rep.steps})")
     elif rep.stopped:
-        _say(f"STOPPED at step {rep.steps + 1} of {len(saved.schedule)}: {rep.stopped}; the "
+        say(f"STOPPED at step {rep.steps + 1} of {len(saved.schedule)}: {rep.stopped}; the "
               f"schedule does not apply to variant {cfg.variant} from there on, and no "
               "violation happened before it")
     else:
         end = "every thread finished" if rep.finished else "some threads have steps left"
-        _say(f"COMPLETED without a violation: all {rep.steps} steps ran ({end})")
+        say(f"COMPLETED without a violation: all {rep.steps} steps ran ({end})")
     return code

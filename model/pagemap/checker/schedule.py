@@ -115,8 +115,19 @@ def scenario_data(path: str | Path) -> dict[str, Any]:
     return tomllib.loads(Path(path).read_text())
 
 
+def dumps(saved: Saved) -> str:
+    """The file's text: JSON, one schedule entry a line so that it reads as a list."""
+    d = saved.to_json()
+    sched = d.pop("schedule")
+    scenario = d.pop("scenario")
+    head = json.dumps(d, indent=1)[:-2]  # without the closing "\n}"
+    lines = ",\n".join("  " + json.dumps(a) for a in sched)
+    body = json.dumps(scenario, indent=1).replace("\n", "\n ")
+    return f'{head},\n "schedule": [\n{lines}\n ],\n "scenario": {body}\n}}\n'
+
+
 def save(path: str | Path, saved: Saved) -> None:
-    Path(path).write_text(json.dumps(saved.to_json(), indent=1) + "\n")
+    Path(path).write_text(dumps(saved))
 
 
 def load_saved(path: str | Path) -> Saved:

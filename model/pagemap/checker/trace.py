@@ -112,6 +112,11 @@ def wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
     return [" " * indent + ln for ln in lines]
 
 
+def say(text: str) -> None:
+    """Print a line of output wrapped to the trace's width."""
+    print("\n".join(wrap(text, 0)))
+
+
 def render_table(layout: Layout, steps: list[TraceStep], width: int = WIDTH) -> str:
     """One column per thread for the step's name, one row per step; the
     statement and the values it changed on the lines below, within ``width``."""

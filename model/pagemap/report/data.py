@@ -93,7 +93,23 @@ def load_json(path: Path) -> Verification:
     records = [_record(d, n) for n, d in enumerate(data["checks"], 1)]
     seconds = sum(r.seconds for r in records)
     return Verification(records, seconds, f"the JSON file {Path(path).name} "
-                        "(an earlier `pagemap verify --json`)", False)
+                        f"(an earlier `pagemap verify --json`, {written(Path(path))})", False)
+
+
+def age(seconds: float) -> str:
+    """'5 minutes', '3 hours', '2 days'."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def written(path: Path, now: float | None = None) -> str:
+    """When a file was written, and how long ago: 'written 2014-02-27 10:00, 3 hours ago'."""
+    mtime = path.stat().st_mtime
+    ago = (time.time() if now is None else now) - mtime
+    return f"written {time.strftime('%Y-%m-%d %H:%M', time.localtime(mtime))}, {age(ago)} ago"
 
 
 # -- findings --------------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""Saved traces: `pagemap check --save-trace`, `pagemap replay`, and the
+one-line regression test of ``pagemap.testing``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pagemap.checker.schedule import Actor, load_saved
+from pagemap.testing import check_replay, replay_test
+
+ROOT = Path(__file__).resolve().parents[1]
+F2 = ROOT / "scenarios" / "finding-async-shootdown.toml"
+F2_VARIANT = "fixed-without-removal-shootdown-wait"
+SAVED = Path(__file__).with_name("traces") / "f2-async-shootdown.json"
+
+# The helper as a user writes it: one line each.
+test_saved_f2_trace_still_violates = replay_test("traces/f2-async-shootdown.json")
+test_saved_f2_trace_is_fixed = replay_test("traces/f2-async-shootdown.json", variant="fixed",
+                                           violates=False)
+
+
+def _run(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pagemap.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trace saved by `pagemap check`, then moved away from any scenario file."""
+    tmp = tmp_path_factory.mktemp("saved")
+    path = tmp / "f2.json"
+    proc = _run("check", F2, "--variant", F2_VARIANT, "--save-trace", path, "--trace", "none")
+    assert proc.returncode == 1, proc.stderr
+    assert "trace saved to" in proc.stderr
+    alone = tmp_path_factory.mktemp("elsewhere") / "f2.json"
+    shutil.move(path, alone)
+    return alone
+
+
+def test_saved_file_is_self_contained_and_replays(saved: Path) -> None:
+    d = json.loads(saved.read_text())
+    assert d["format"] == "pagemap-trace" and d["variant"] == F2_VARIANT
+    assert d["scenario"]["name"] == "finding-async-shootdown"  # the TOML data itself
+    assert {"thread"} <= set(d["schedule"][0]) and d["invariant"] == "no-use-after-free"
+    proc = _run("replay", saved, cwd=saved.parent)  # no scenarios/ directory here
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "REPRODUCED: no-use-after-free" in proc.stdout
+    assert "initial state" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+
+
+def test_replay_under_a_fix_says_where_the_schedule_stops(saved: Path) -> None:
+    proc = _run("replay", saved, "--variant", "fixed")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "STOPPED at step 23 of 37" in proc.stdout
+    assert "shootdown_and_reset.wait" in proc.stdout
+
+
+def test_replay_json_and_state_at(saved: Path) -> None:
+    proc = _run("replay", saved, "--json", "--state-at", "5")
+    assert proc.returncode == 1, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["verdict"] == "violation" and d["invariant"] == "no-use-after-free"
+    assert d["replay"]["reproduced"] is True and d["replay"]["steps_run"] == 37
+    assert d["state_at"]["step"] == 5
+    assert d["state_at"]["values"]["slot[0]"] == "ref=1 page1"  # u1 took its reference at step 5
+    assert d["initial"]["slot[0]"] == "ref=0 page1"
+    assert [s["id"] for s in d["trace"]][:2] == ["user_access.try", "handle_page_fault.lock_vmr"]
+    text = _run("replay", saved, "--state-at", "0").stdout
+    assert "initial state:\n  pm_lock = free" in text
+
+
+def test_a_schedule_that_completes_exits_0(tmp_path: Path) -> None:
+    d = json.loads(SAVED.read_text())
+    d["schedule"] = d["schedule"][:5]  # a prefix: no violation yet
+    path = tmp_path / "prefix.json"
+    path.write_text(json.dumps(d))
+    proc = _run("replay", path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "COMPLETED without a violation: all 5 steps ran" in proc.stdout
+
+
+def test_branch_numbers_are_read_and_checked(tmp_path: Path) -> None:
+    """A schedule may name a step's outcome; today every step has only outcome 0."""
+    assert Actor.from_json({"thread": "u1", "branch": 1}, 1) == Actor("u1", branch=1)
+    assert Actor("u1", branch=1).to_json() == {"thread": "u1", "branch": 1}
+    d = json.loads(SAVED.read_text())
+    d["schedule"][2]["branch"] = 1
+    path = tmp_path / "branch.json"
+    path.write_text(json.dumps(d))
+    proc = _run("replay", path)
+    assert proc.returncode == 4 and "has no outcome 1" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("text, why", [("{", "not JSON"), ('{"format": "x"}', "format"),
+                                       ('{"format": "pagemap-trace", "version": 9}', "version")])
+def test_bad_trace_file_exits_2(tmp_path: Path, text: str, why: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    proc = _run("replay", path)
+    assert proc.returncode == 2 and why in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_helper_fails_when_the_outcome_is_not_the_expected_one() -> None:
+    check_replay(SAVED)
+    with pytest.raises(AssertionError, match="no-use-after-free"):
+        check_replay(SAVED, violates=False)
+    with pytest.raises(AssertionError, match="stopped at step 23"):
+        check_replay(SAVED, variant="fixed")
+    assert load_saved(SAVED).schedule[-1] == Actor("r", id="pm_remove_contig.final_decref")
