@@ -223,7 +223,7 @@ def test_simulation_without_a_violation_is_incomplete(capsys: pytest.CaptureFixt
 
 def test_incomplete_search_states_a_true_depth_guarantee(
         capsys: pytest.CaptureFixture[str]) -> None:
-    ex, full, steps = trace_of(F2, "seed")
+    _, full, steps = trace_of(F2, "seed")
     assert full.verdict == "violation"
     cut = Explorer(load(F2, "seed")).explore(max_states=full.states - 1, progress=False)
     assert cut.verdict == "incomplete"

@@ -16,7 +16,7 @@ C_SOURCE = {
     "lock_page": "kern/src/page_alloc.c, kern/src/kthread.c (sem_down)",
     "unlock_page": "kern/src/page_alloc.c, kern/src/kthread.c (sem_up)",
     "handle_page_fault": "kern/src/mm.c (handle_page_fault, __handle_page_fault)",
-    "user_access": "the CPU: TLB lookup, page walk, dirty-bit update (DESIGN §4)",
+    "user_access": "the CPU: TLB lookup, page walk, dirty-bit update (spec/model.md)",
     "munmap": "kern/src/mm.c (__do_munmap, __munmap_mark_not_present, __vmr_free_pgs, "
     "destroy_vmr)",
     "file_io": "kern/src/vfs.c (generic_file_read, generic_file_write), one page",
