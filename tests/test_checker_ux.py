@@ -252,7 +252,10 @@ def test_ctrl_c_prints_what_was_explored_and_exits_4() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "pagemap.cli", "check", str(BIG),
                              "--variant", "fixed"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    time.sleep(2.5)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while "states/s" not in proc.stderr.readline():  # the search has started (progress line)
+        assert time.monotonic() < deadline and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, out + err

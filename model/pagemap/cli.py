@@ -106,6 +106,9 @@ def _check(argv: list[str], command: str = "check") -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # before or after a search (the checker reports its own)
+        print("pagemap: interrupted (Ctrl-C)", file=sys.stderr)
+        return 4
     except BrokenPipeError:
         # `pagemap check ... | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
