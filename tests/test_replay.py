@@ -113,3 +113,23 @@ def test_helper_fails_when_the_outcome_is_not_the_expected_one() -> None:
     with pytest.raises(AssertionError, match="stopped at step 23"):
         check_replay(SAVED, variant="fixed")
     assert load_saved(SAVED).schedule[-1] == Actor("r", id="pm_remove_contig.final_decref")
+
+
+def test_a_flush_in_the_schedule_lands(tmp_path: Path) -> None:
+    """Let the flush that F2's remover queued land before it frees the page:
+    u1's TLB entry goes, and the use-after-free of the saved run is gone."""
+    d = json.loads(SAVED.read_text())
+    send = next(i for i, a in enumerate(d["schedule"]) if a.get("id") == "shootdown_and_reset.send")
+    d["schedule"].insert(send + 1, {"thread": "u1", "flush": True})
+    path = tmp_path / "flushed.json"
+    path.write_text(json.dumps(d))
+    proc = _run("replay", path, "--json")
+    out = json.loads(proc.stdout)
+    flush = out["trace"][send + 1]
+    assert flush["thread"] == "u1" and flush["id"].startswith("tlbflush")
+    assert flush["changes"]["u1.tlb[v1+0]"]["after"] == "-"
+    assert out["verdict"] != "violation" and proc.returncode in (0, 4), proc.stdout
+    d["schedule"].insert(send + 1, {"thread": "u1", "flush": True})  # a second one: none pending
+    path.write_text(json.dumps(d))
+    proc = _run("replay", path)
+    assert proc.returncode == 4 and "no TLB flush is pending on u1's core" in proc.stdout
