@@ -30,7 +30,8 @@ class TraceStep:
     values: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (before, after)
 
     def to_json(self, layout: Layout | None = None) -> dict[str, Any]:
-        d: dict[str, Any] = {"thread": self.thread, "id": self.where, "step": self.step,
+        ident = "tlbflush" if self.where == FLUSH_WHERE else self.where
+        d: dict[str, Any] = {"thread": self.thread, "id": ident, "step": self.step,
                              "changed": self.changed}
         d["changes"] = {
             name: {"before": (fmt_value(layout, name, a) if layout else a),
@@ -56,9 +57,12 @@ def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]
     return text, raw
 
 
+FLUSH_WHERE = "tlbflush (IPI)"  # the step name of a flush landing, for people
+
+
 def _describe(layout: Layout, move: Move) -> tuple[str, str]:
     if move.flush:
-        return "tlbflush (IPI)", "tlbflush: the IPI from proc_tlbshootdown lands on this core"
+        return FLUSH_WHERE, "tlbflush: the IPI from proc_tlbshootdown lands on this core"
     st = layout.steps[move.pcs[0]]
     assert st is not None
     return f"{st.func}.{st.label}", f"{st.func}: {st.text(layout.cfg.fixes)}"

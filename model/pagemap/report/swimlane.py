@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pagemap.checker.trace import TraceStep
+from pagemap.checker.trace import FLUSH_WHERE, TraceStep
 
 #: Width the diagram aims for: the report's content column at 1280 px.
 TARGET_WIDTH = 1180
@@ -33,7 +33,6 @@ CHAR = 0.6  # width of a monospace character, in em
 MONO = "monospace"
 SANS = "sans-serif"
 
-FLUSH_WHERE = "tlbflush (IPI)"  # TraceStep.where of a flush landing (trace._describe)
 
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
