@@ -73,6 +73,10 @@ def test_replay_json_and_state_at(saved: Path) -> None:
     assert [s["id"] for s in d["trace"]][:2] == ["user_access.try", "handle_page_fault.lock_vmr"]
     text = _run("replay", saved, "--state-at", "0").stdout
     assert "initial state:\n  pm_lock = free" in text
+    every = json.loads(_run("replay", saved, "--json", "--state-at", "all").stdout)["state_at"]
+    assert [s["step"] for s in every] == list(range(38))  # 0 .. 37, the last one violating
+    assert every[5] == d["state_at"]
+    assert _run("replay", saved, "--state-at", "99").returncode == 2
 
 
 def test_a_schedule_that_completes_exits_0(tmp_path: Path) -> None:

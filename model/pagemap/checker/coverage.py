@@ -171,8 +171,8 @@ def _branches(branches: list[str]) -> str:
 def render(cov: Coverage, width: int = 100) -> str:
     from pagemap.checker.trace import wrap
 
-    lines = [(f"coverage over {cov.states:,} stored states (steps of each thread's ops; a step "
-              "is reached when some transition ran it):")]
+    lines = wrap(f"coverage over {cov.states:,} stored states (steps of each thread's ops; a "
+                 "step is reached when some transition ran it):", 0, width)
     for tc in cov.threads:
         reached = len(tc.steps) - len(tc.unreached)
         taken = len(tc.branches) - len(tc.untaken)

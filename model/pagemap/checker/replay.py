@@ -50,11 +50,24 @@ def parser() -> argparse.ArgumentParser:
                    + VARIANT_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object, as "
                    "'pagemap check --json' does")
-    p.add_argument("--state-at", type=int, metavar="N", help="print every shared value of the "
-                   "state after step N (0: the initial state)")
+    p.add_argument("--state-at", type=_state_at, metavar="N", help="print every shared value "
+                   "of the state after step N (0: the initial state), or after every step "
+                   "with 'all'")
     p.add_argument("--svg", metavar="FILE", help="draw the replayed trace as a swimlane SVG")
     p.add_argument("--contracts", choices=("on", "off"), default="on")
     return p
+
+
+ALL = -1  # --state-at all
+
+
+def _state_at(text: str) -> int:
+    if text == "all":
+        return ALL
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a step number or 'all'") from None
 
 
 def replay(saved: Saved, variant: Any = None, contracts: bool = True
@@ -91,8 +104,10 @@ def main_replay(argv: list[str]) -> int:
         return _bad(str(e))
     except ScenarioTooSmall as e:
         return _bad(f"{args.trace}: scenario too small: {e}")
-    if args.state_at is not None and not 0 <= args.state_at < len(rep.path):
+    if args.state_at not in (None, ALL) and not 0 <= args.state_at < len(rep.path):
         return _bad(f"--state-at {args.state_at}: the replay has states 0..{len(rep.path) - 1}")
+    shown = ([] if args.state_at is None else range(len(rep.path)) if args.state_at == ALL
+             else [args.state_at])
     out = rep.outcome()
     steps = build(ex.layout, out)
     if args.svg:
@@ -107,18 +122,20 @@ def main_replay(argv: list[str]) -> int:
                        "differs_at": rep.differs_at, "finished": rep.finished}
         if rep.stopped:
             d["verdict"] = "incomplete"
-        if args.state_at is not None:
-            d["state_at"] = {"step": args.state_at,
-                             "values": state_values(ex.layout, rep.path[args.state_at][0])}
+        at = [{"step": n, "values": state_values(ex.layout, rep.path[n][0])} for n in shown]
+        if args.state_at == ALL:
+            d["state_at"] = at
+        elif at:
+            d["state_at"] = at[0]
         print(json.dumps(d, indent=1))
         return code
     cfg = ex.cfg
     say(f"replay of {args.trace} ({saved.source}, saved under {saved.variant}): "
           f"variant {cfg.variant}, {cfg.word_bits}-bit, {len(saved.schedule)} scheduled steps")
     print(render_text(ex.layout, steps, rep.path[0][0]))
-    if args.state_at is not None:
-        print(f"state after step {args.state_at}:" if args.state_at else "initial state:")
-        for k, v in state_values(ex.layout, rep.path[args.state_at][0]).items():
+    for n in shown:
+        print(f"state after step {n}:" if n else "initial state:")
+        for k, v in state_values(ex.layout, rep.path[n][0]).items():
             print(f"  {k} = {v}")
     if rep.differs_at is not None:
         say(f"from step {rep.differs_at} on, the threads run other steps than in the saved "

@@ -114,7 +114,8 @@ def numbering(layout: Layout) -> list[str]:
     """How the names of a trace are numbered, for this scenario."""
     cfg = layout.cfg
     out = [(f"slot[i], store[i], last_write[i]: file page i (0..{cfg.file_pages - 1}); "
-            f"pageN: physical page N (1..{cfg.pool_pages}), named so in slots, PTEs and TLBs")]
+            f"pageN: physical page N, the one whose ppn is N (1..{cfg.pool_pages}), named so in "
+            "slots, PTEs and TLBs")]
     for vmr in cfg.vmrs:
         out.append(f"{vmr.name}+k, {vmr.name}.pte[k]: page k of VMR {vmr.name} "
                    f"({cfg.processes[vmr.proc].name}) = file page {vmr.first_idx} + k")
