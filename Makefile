@@ -12,7 +12,7 @@ export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q pip
+	$(BIN)/pip install -q pip setuptools
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
