@@ -164,6 +164,7 @@ class Job:
 
     path: str
     args: argparse.Namespace
+    interrupted: bool = False  # Ctrl-C: report this file and check no more
 
     @property
     def contracts(self) -> bool:
@@ -201,10 +202,13 @@ def main_check(argv: list[str]) -> int:
     for n, path in enumerate(args.scenario):
         if n and not args.json and args.trace != "json":
             print()
-        code, obj = check_one(Job(path, args), variant)
+        job = Job(path, args)
+        code, obj = check_one(job, variant)
         codes.append(code)
         if obj is not None:
             objects.append(obj)
+        if job.interrupted:
+            break
     if (args.json or args.trace == "json") and objects:
         print(json.dumps(objects if several else objects[0], indent=1))
     return min(codes, key=SEVERITY.index)
@@ -226,6 +230,7 @@ def check_one(job: Job, variant: Any) -> tuple[int, dict[str, Any] | None]:
             out = ex.explore(max_states=args.max_states, max_seconds=args.max_seconds,
                              progress=True)
         except KeyboardInterrupt:  # what was explored is still a result: exit 4
+            job.interrupted = True
             states, depth = ex.progress_so_far()
             out = Outcome("incomplete", states, 0, time.monotonic() - start, depth,
                           limit="interrupted (Ctrl-C)")
@@ -331,6 +336,7 @@ def _simulate(job: Job, cfg: Config) -> tuple[int, dict[str, Any] | None]:
     try:
         sim = simulate(ex, args.simulate, args.seed, args.max_seconds)
     except KeyboardInterrupt:
+        job.interrupted = True
         print("pagemap check: interrupted (Ctrl-C) during the simulation", file=sys.stderr)
         return EXIT_INCOMPLETE, None
     info = {"walks": sim.walks, "seed": sim.seed, "steps": sim.steps,
