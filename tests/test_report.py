@@ -241,6 +241,7 @@ def test_report_says_it_reuses_a_verification_and_draws_initial_states(
     assert "not running pagemap verify" in err
     assert html.count('class="initial-state"') == len(FINDINGS)
     assert "atomic_and(pte, ~PTE_P)" in _sections(html)["F2"]  # F2 runs with atomic-pte-update
+    assert "values: page2ppn(NULL): the slot word" in _sections(html)["F1"]
 
 
 def test_make_report_does_not_verify_unless_asked(tmp_path: Path) -> None:

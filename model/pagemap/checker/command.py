@@ -276,11 +276,11 @@ def _save_and_draw(job: Job, ex: Explorer, out: Outcome, steps: list[TraceStep],
 
 
 def write_svg(path: str, ex: Explorer, out: Outcome, steps: list[TraceStep]) -> None:
-    from pagemap.checker.values import describe_initial, numbering, thread_lines
+    from pagemap.checker.trace import picture_lines
+    from pagemap.checker.values import thread_lines
     from pagemap.report import swimlane
 
-    init = initial_state_of(out)
-    lines = (describe_initial(ex.layout, init) + numbering(ex.layout)) if init else []
+    lines = picture_lines(ex.layout, steps, initial_state_of(out))
     lanes = [swimlane.Lane(n, a) for n, a in thread_lines(ex.cfg)]
     title = f"{ex.cfg.name}, variant {ex.cfg.variant}"
     Path(path).write_text(swimlane.document(steps, lanes, title, lines), encoding="utf-8")

@@ -154,13 +154,29 @@ def render_initial(layout: Layout, state: tuple[int, ...], width: int = WIDTH) -
     return "\n".join(lines)
 
 
-def render_notes(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None) -> str:
-    """Footnotes on values that need one (the NULL-page slot word, the
-    initial negative file data), only for those that appear."""
+def trace_notes(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None
+                ) -> list[str]:
+    """Notes on values that need one (the NULL-page slot word, the initial
+    negative file data), only for those that appear in the trace."""
     seen = [(k, v) for st in steps for k, ab in st.values.items() for v in ab]
     if state is not None:
         seen += [(layout.names[k], v) for k, v in enumerate(state) if shown(layout, k)]
-    notes = notes_for(layout, seen)
+    return notes_for(layout, seen)
+
+
+def picture_lines(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None
+                  ) -> list[str]:
+    """What a swimlane shows above the steps: the initial state, the
+    numbering of names, and the notes on values."""
+    if state is None:
+        return []
+    return (describe_initial(layout, state) + numbering(layout)
+            + [f"values: {n}" for n in trace_notes(layout, steps, state)])
+
+
+def render_notes(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None) -> str:
+    """The notes on values, as the last lines of a text trace."""
+    notes = trace_notes(layout, steps, state)
     return "\n".join(["values:"] + [ln for n in notes for ln in wrap(n, 2)]) if notes else ""
 
 

@@ -137,8 +137,8 @@ def finding_view(f: Finding) -> FindingView:
     """The isolated variant's shortest trace of one finding; errors become text."""
     from pagemap.checker.explore import Explorer
     from pagemap.checker.scenario import load
-    from pagemap.checker.trace import build, initial_state_of
-    from pagemap.checker.values import describe_initial, numbering, thread_lines
+    from pagemap.checker.trace import build, initial_state_of, picture_lines
+    from pagemap.checker.values import thread_lines
 
     view = FindingView(f)
     start = time.perf_counter()
@@ -148,9 +148,7 @@ def finding_view(f: Finding) -> FindingView:
         ex = Explorer(cfg)
         out = ex.explore(progress=False)
         view.steps = build(ex.layout, out)
-        init = initial_state_of(out)
-        if init is not None:
-            view.initial = describe_initial(ex.layout, init) + numbering(ex.layout)
+        view.initial = picture_lines(ex.layout, view.steps, initial_state_of(out))
         view.verdict, view.invariant, view.states = out.verdict, out.invariant, out.states
     except Exception as exc:  # noqa: BLE001 -- shown in the document, not fatal
         last = traceback.extract_tb(exc.__traceback__)[-1:]
