@@ -98,12 +98,12 @@ def test_contract_violation_is_reported_as_contract() -> None:
         put_slot_ref(m, t, page)
         t["holds"] = page and m.pg(page, "tslot")  # pretend to still hold it
         put_slot_ref(m, t, page)
-        t.goto("handle_page_fault.unlock_vmr")
+        t.goto("__handle_page_fault.out")
         return None
 
     cfg = load(F1, "fixed")
-    out = Explorer(cfg, replace={"handle_page_fault.put": put_twice}).explore(progress=False)
+    out = Explorer(cfg, replace={"__handle_page_fault.put": put_twice}).explore(progress=False)
     assert (out.verdict, out.invariant) == ("violation", "contract")
-    off = Explorer(cfg, contracts=False, replace={"handle_page_fault.put": put_twice})
+    off = Explorer(cfg, contracts=False, replace={"__handle_page_fault.put": put_twice})
     out2 = off.explore(progress=False)
     assert out2.verdict == "violation" and out2.invariant != "contract"

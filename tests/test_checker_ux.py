@@ -71,9 +71,9 @@ def test_text_trace_shows_initial_state_numbering_and_fits_100_columns(
     assert len(load(THREE).threads) == 3
     assert max(len(line) for line in out.splitlines()) <= 100
     assert "initial state (before step 1):" in out and "names:" in out
-    assert "pageN: physical page N" in out and "v1+k, v1.pte[k]: page k of VMR v1" in out
+    assert "pageN: physical page N" in out and "v1+k: page k of VMR v1" in out
     code, out, _ = check(capsys, SC / "read-vs-remove.toml", "--variant", "seed")
-    assert "v1.pte[0] = page1 P|W (prefaulted, TLBs cold)" in out
+    assert "p1.pte[v1+0] = page1 P|W (prefaulted, TLBs cold)" in out
     assert "page1: file page 0 in the page cache" in out
 
 
@@ -90,7 +90,7 @@ def test_step_text_follows_the_running_variant() -> None:
     assert "atomic_and" not in p2.text(set())
     for name, fix, word in (("pm_remove_contig.p3_read", "atomic-pte-update", "xchg"),
                             ("munmap.p1_read", "atomic-pte-update", "atomic_and"),
-                            ("munmap.p2_read", "munmap-fold-dirty", "xchg")):
+                            ("__vmr_free_pgs.read", "munmap-fold-dirty", "xchg")):
         st = CODE.steps[CODE.pc(name)]
         assert st is not None and word in st.text({fix}) and word not in st.text(set()), name
     # in a trace: F2's isolated run has atomic-pte-update on, the seed run has not

@@ -57,25 +57,25 @@ def test_saved_file_is_self_contained_and_replays(saved: Path) -> None:
 def test_replay_under_a_fix_says_where_the_schedule_stops(saved: Path) -> None:
     proc = _run("replay", saved, "--variant", "fixed")
     assert proc.returncode == 4, proc.stdout + proc.stderr
-    assert "STOPPED at step 23 of 37" in proc.stdout
+    assert "STOPPED at step 25 of 39" in proc.stdout
     assert "shootdown_and_reset.wait" in proc.stdout
 
 
 def test_replay_json_and_state_at(saved: Path) -> None:
-    proc = _run("replay", saved, "--json", "--state-at", "5")
+    proc = _run("replay", saved, "--json", "--state-at", "6")
     assert proc.returncode == 1, proc.stderr
     d = json.loads(proc.stdout)
     assert d["verdict"] == "violation" and d["invariant"] == "no-use-after-free"
-    assert d["replay"]["reproduced"] is True and d["replay"]["steps_run"] == 37
-    assert d["state_at"]["step"] == 5
-    assert d["state_at"]["values"]["slot[0]"] == "ref=1 page1"  # u1 took its reference at step 5
+    assert d["replay"]["reproduced"] is True and d["replay"]["steps_run"] == 39
+    assert d["state_at"]["step"] == 6
+    assert d["state_at"]["values"]["slot[0]"] == "ref=1 page1"  # u1 took its reference at step 6
     assert d["initial"]["slot[0]"] == "ref=0 page1"
     assert [s["id"] for s in d["trace"]][:2] == ["user_access.try", "handle_page_fault.lock_vmr"]
     text = _run("replay", saved, "--state-at", "0").stdout
     assert "initial state:\n  pm_lock = free" in text
     every = json.loads(_run("replay", saved, "--json", "--state-at", "all").stdout)["state_at"]
-    assert [s["step"] for s in every] == list(range(38))  # 0 .. 37, the last one violating
-    assert every[5] == d["state_at"]
+    assert [s["step"] for s in every] == list(range(40))  # 0 .. 39, the last one violating
+    assert every[6] == d["state_at"]
     assert _run("replay", saved, "--state-at", "99").returncode == 2
 
 
@@ -114,7 +114,7 @@ def test_helper_fails_when_the_outcome_is_not_the_expected_one() -> None:
     check_replay(SAVED)
     with pytest.raises(AssertionError, match="no-use-after-free"):
         check_replay(SAVED, violates=False)
-    with pytest.raises(AssertionError, match="stopped at step 23"):
+    with pytest.raises(AssertionError, match="stopped at step 25"):
         check_replay(SAVED, variant="fixed")
     assert load_saved(SAVED).schedule[-1] == Actor("r", id="pm_remove_contig.final_decref")
 
@@ -137,3 +137,19 @@ def test_a_flush_in_the_schedule_lands(tmp_path: Path) -> None:
     path.write_text(json.dumps(d))
     proc = _run("replay", path)
     assert proc.returncode == 4 and "no TLB flush is pending on u1's core" in proc.stdout
+
+
+def test_a_step_with_two_outcomes_replays_the_one_saved(tmp_path: Path) -> None:
+    """Under [faults] enomem an allocation has two outcomes; the schedule names one."""
+    path = tmp_path / "enomem.json"
+    scenario = ROOT / "scenarios" / "finding-fileio-enomem.toml"
+    proc = _run("check", scenario, "--variant", "seed", "--save-trace", path, "--trace", "none")
+    assert proc.returncode == 1, proc.stderr
+    d = json.loads(path.read_text())
+    failing = [a for a in d["schedule"] if a.get("branch") == 1]
+    assert failing and failing[0]["id"] == "pm_load_page.alloc"
+    assert _run("replay", path).returncode == 1
+    failing[0]["branch"] = 0  # the allocation succeeds: the assert after it does not fire
+    path.write_text(json.dumps(d))
+    proc = _run("replay", path, "--json")
+    assert json.loads(proc.stdout)["verdict"] != "violation", proc.stdout

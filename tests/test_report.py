@@ -67,7 +67,7 @@ def test_report_is_built_and_exit_code_reflects_the_mismatch(built: tuple[int, s
     code, html, err = built
     assert code == 1, err  # the fake 'fixed' row differs from its expectation
     assert html.startswith("<!DOCTYPE html>")
-    assert "5/5 findings with their swimlane" in err
+    assert f"{len(FINDINGS)}/{len(FINDINGS)} findings with their swimlane" in err
 
 
 def test_report_is_self_contained(built: tuple[int, str, str]) -> None:

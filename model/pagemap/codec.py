@@ -24,9 +24,16 @@ CONTRACTED = (
     (slot, "pm_slot_set_page"),
     (slot, "pm_slot_set_page_null"),
     (radix, "radix_has_leaf"),
+    (radix, "radix_lookup_slot"),
+    (radix, "radix_insert"),
+    (radix, "radix_delete"),
     (vmr, "vmr_has_page_idx"),
     (vmr, "vmr_get_end_idx"),
+    (vmr, "vmr_idx_to_va"),
+    (vmr, "vmr_for_each_range"),
     (pageflags, "make_pte"),
+    (pageflags, "pg_set"),
+    (pageflags, "pg_clear"),
 )
 
 

@@ -7,7 +7,7 @@ the copy is the caller's own memory and is not modeled."""
 from __future__ import annotations
 
 from pagemap.hardware import write_value
-from pagemap.machine import CODE, Machine, ThreadView
+from pagemap.machine import CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_DIRTY
 from pagemap.pm import put_slot_ref
 
@@ -20,10 +20,19 @@ def fio_load(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("file_io", "loaded", "assert(!error)", local=True)
+@CODE.step("file_io", "loaded", "assert(!error)", local=True,
+           fixed={"fileio-enomem": "if (error) return error"})
 def fio_loaded(m: Machine, t: ThreadView) -> object:
-    t["fio_page"] = t["rv"]
+    got = t["rv"]
     t["rv"] = 0
+    if got <= 0:  # pm_load_page's -ENOMEM
+        if not m.cfg.fix("fileio-enomem"):
+            raise Violation("kernel-assert", "generic_file_read/write: assert(!error) after "
+                            "pm_load_page returned -ENOMEM")
+        m.note("pm_load_page failed: the read()/write() returns -ENOMEM")
+        t.ret("file_io", -got)
+        return None
+    t["fio_page"] = got
     t.goto("file_io.copy")
     return None
 
@@ -47,7 +56,7 @@ def fio_copy(m: Machine, t: ThreadView) -> object:
 def fio_dirty(m: Machine, t: ThreadView) -> object:
     page = t["fio_page"]
     m.touch(page, "generic_file_write")
-    m.set_pg(page, "flags", m.pg(page, "flags") | PG_DIRTY)
+    m.set_pg(page, "flags", m.c.pg_set(m.pg(page, "flags"), PG_DIRTY))
     t.goto("file_io.put")
     return None
 

@@ -32,6 +32,7 @@ PTE_D = 0x040
 PGSHIFT = 12
 PTE_USER_RW = PTE_W | PTE_U
 PTE_USER_RO = PTE_U
+PTE_PERM = PTE_W | PTE_U
 
 
 def is_flags(f: int) -> bool:

@@ -9,10 +9,11 @@ through, updated in the same step as the word, so that the invariant
 
 from __future__ import annotations
 
-from pagemap.alloc import page_alloc, page_decref
+from pagemap.alloc import may_fail, page_alloc, page_decref
 from pagemap.machine import BLOCKED, CODE, TSLOT_POISON, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_BUFFER, PG_LOCKED, PG_PAGEMAP, PG_UPTODATE
-from pagemap.radix import EEXIST
+from pagemap.radix import EEXIST, ENOMEM, Radix
+from pagemap.sched import resume, sem_down_check, sleep
 from pagemap.sync import spin_acquire, spin_release
 
 
@@ -23,6 +24,18 @@ def pm_lock(m: Machine, t: ThreadView) -> bool:
 
 def pm_unlock(m: Machine, t: ThreadView) -> None:
     spin_release(m, t, m.L.off["pm_lock"], "pm_lock")
+
+
+def pm_tree(m: Machine) -> Radix:
+    """pm->pm_tree as the radix functions of pagemap.radix see it."""
+    s0 = m.L.slot0
+    return Radix(m.get("radix_depth"), tuple(m.v[s0:s0 + m.cfg.file_pages]))
+
+
+def lookup_slot(m: Machine, i: int) -> int | None:
+    """radix_lookup_slot(&pm->pm_tree, i): the slot (named by its key) or NULL.  The
+    tree's shape changes only under pm_lock, which every caller holds."""
+    return m.c.radix_lookup_slot(pm_tree(m), i)
 
 
 # -- pm_find_page ------------------------------------------------------------------
@@ -45,7 +58,7 @@ def find_read(m: Machine, t: ThreadView) -> object:
     i = t["find_index"]
     # The tree's shape changes only under pm_lock, which we hold: the lookup
     # is local; the read of the word races pm_put_page.
-    if not m.c.radix_has_leaf(m.get("radix_depth"), i):
+    if lookup_slot(m, i) is None:
         t.goto("pm_find_page.unlock")
         return None
     old = m.slot(i)
@@ -113,12 +126,18 @@ def insert_insert(m: Machine, t: ThreadView) -> object:
     m.set_pg(page, "index", i)
     m.set_pg(page, "tslot", TSLOT_POISON)
     slot_val = m.c.pm_slot_set_page(m.c.pm_slot_inc_refcnt(0, m.bits), page, m.bits)
-    m.set("radix_depth", 1)  # radix_insert grows the tree to one leaf
-    if m.slot(i) != 0:
+    tree = pm_tree(m)
+    # The one allocation radix_insert can fail on: the root, for the first page.
+    grow_ok = tree.depth > 0 or not may_fail(m, "radix_insert: root node allocation")
+    err, tree = m.c.radix_insert(tree, i, slot_val, grow_ok)
+    if err:
+        if err == EEXIST:
+            m.set("radix_depth", tree.depth)  # the tree grew before the slot was tested
         pm_unlock(m, t)
-        t.ret("pm_insert_page", EEXIST)
+        t.ret("pm_insert_page", err)
         return None
-    m.set_slot(i, slot_val)
+    m.set("radix_depth", tree.depth)
+    m.set_slot(i, tree.slots[i])
     t["holds"] = i + 1
     t.goto("pm_insert_page.unlock")
     return None
@@ -197,6 +216,9 @@ def load_found(m: Machine, t: ThreadView) -> object:
 )
 def load_alloc(m: Machine, t: ThreadView) -> object:
     page = page_alloc(m, zero=False, what="kpage_alloc")
+    if page is None:
+        t.ret("pm_load_page", -ENOMEM)
+        return None
     m.set_pg(page, "flags", PG_LOCKED | PG_BUFFER | PG_PAGEMAP)
     m.set_pg(page, "sem", 0)
     t["load_page"] = page
@@ -213,7 +235,14 @@ def load_inserted(m: Machine, t: ThreadView) -> object:
     elif err == EEXIST:
         t.goto("pm_load_page.eexist")
     else:
-        raise Violation("kernel-assert", f"pm_insert_page returned {err}")
+        t.goto("pm_load_page.insert_fail")
+    return None
+
+
+@CODE.step("pm_load_page", "insert_fail", "default: page_decref(page); return error")
+def load_insert_fail(m: Machine, t: ThreadView) -> object:
+    page_decref(m, t["load_page"], "pm_load_page")
+    t.ret("pm_load_page", -ENOMEM)
     return None
 
 
@@ -260,17 +289,37 @@ def load_recheck(m: Machine, t: ThreadView) -> object:
     "pm_load_page", "readpage", "pm->pm_op->readpage(pm, page): copy the store, set PG_UPTODATE"
 )
 def load_readpage(m: Machine, t: ThreadView) -> object:
-    # The ideal file system of DESIGN §4.  We hold the page lock, so nobody
-    # else fills or writes the frame; a reader that sees PG_UPTODATE sees data.
+    if m.cfg.readpage == "blocking":
+        # ext2_readpage submits the block request and sleeps on it (sem_down).
+        sem_down_check(m, t, "readpage (blocking on the block request)")
+        m.touch(t["load_page"], "readpage")
+        sleep(m, t)
+        t.goto("pm_load_page.readpage_io")
+        return None
+    _fill(m, t)
+    return None
+
+
+@CODE.step("pm_load_page", "readpage_io",
+           "the block request completes: its alarm's sem_up restarts readpage on this core")
+def load_readpage_io(m: Machine, t: ThreadView) -> object:
+    resume(m, t)
+    _fill(m, t)
+    return None
+
+
+def _fill(m: Machine, t: ThreadView) -> None:
+    """readpage's effect (the ideal file system of DESIGN §4), then pm_load_page's
+    assert(PG_UPTODATE) and unlock_page.  We hold the page lock, so nobody else
+    fills or writes the frame; a reader that sees PG_UPTODATE sees data."""
     page, i = t["load_page"], t["load_index"]
     m.touch(page, "readpage")
     m.set_pg(page, "data", m.store(i))
-    flags = m.pg(page, "flags") | PG_UPTODATE
+    flags = m.c.pg_set(m.pg(page, "flags"), PG_UPTODATE)
     m.set_pg(page, "flags", flags)
     if not flags & PG_UPTODATE:  # assert(PG_UPTODATE) after readpage
         raise Violation("kernel-assert", "pm_load_page: page not up to date after readpage")
     t.call("unlock_page.clear_locked", "pm_load_page.done", ul_page=page)
-    return None
 
 
 @CODE.step("pm_load_page", "done", "*pp = page; return 0", local=True)
@@ -280,6 +329,8 @@ def load_done(m: Machine, t: ThreadView) -> object:
 
 
 # -- pm_remove_vmr (from destroy_vmr) ---------------------------------------------------
+#
+# VMR registers hold the record number + 1 (pagemap.machine.Layout).
 
 CODE.function("pm_remove_vmr", ("rmv_vmr",))
 
@@ -292,11 +343,28 @@ def remove_vmr_lock(m: Machine, t: ThreadView) -> object:
     return None
 
 
+def pm_vmrs_remove(m: Machine, r: int) -> None:
+    """TAILQ_REMOVE(&pm->pm_vmrs, vmr): the records behind it move up one place."""
+    k = m.vf(r, "on_pm")
+    assert k, "pm_remove_vmr of a VMR not on pm_vmrs"
+    for q in range(m.L.nrec):
+        pos = m.vf(q, "on_pm")
+        if pos > k:
+            m.set_vf(q, "on_pm", pos - 1)
+    m.set_vf(r, "on_pm", 0)
+
+
+def pm_vmrs_insert_tail(m: Machine, r: int) -> None:
+    """TAILQ_INSERT_TAIL(&pm->pm_vmrs, vmr)."""
+    assert not m.vf(r, "on_pm"), "pm_add_vmr of a VMR already on pm_vmrs"
+    m.set_vf(r, "on_pm", 1 + max((m.vf(q, "on_pm") for q in range(m.L.nrec)), default=0))
+
+
 @CODE.step("pm_remove_vmr", "unlink", "TAILQ_REMOVE(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
 def remove_vmr_unlink(m: Machine, t: ThreadView) -> object:
     # The list is read only under pm_lock, which we hold: the unlink is
     # invisible until the unlock, so the two are one step.
-    m.set_on_pm(t["rmv_vmr"], False)
+    pm_vmrs_remove(m, t["rmv_vmr"] - 1)
     pm_unlock(m, t)
     t.ret("pm_remove_vmr")
     return None
@@ -317,9 +385,7 @@ def add_vmr_lock(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_add_vmr", "link", "TAILQ_INSERT_TAIL(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock)")
 def add_vmr_link(m: Machine, t: ThreadView) -> object:
-    # The model keeps pm_vmrs in declaration order (a membership bit per VMR):
-    # scenarios add every VMR before any thread runs, so that is tail order.
-    m.set_on_pm(t["addv_vmr"], True)
+    pm_vmrs_insert_tail(m, t["addv_vmr"] - 1)
     pm_unlock(m, t)
     t.ret("pm_add_vmr")
     return None

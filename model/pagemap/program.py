@@ -4,50 +4,90 @@ its ops one after the other, and the initial state of a configuration."""
 from __future__ import annotations
 
 # Importing the kernel modules registers their steps in CODE.
-from pagemap import fault, fileio, hardware, munmap, pm, removal, sync  # noqa: F401
+from pagemap import (  # noqa: F401
+    fault,
+    fileio,
+    hardware,
+    mmap,
+    mprotect,
+    munmap,
+    pm,
+    proc,
+    removal,
+    sched,
+    sync,
+    vmrs,
+)
 from pagemap.config import Config
-from pagemap.machine import CODE, DONE_PC, Layout, Machine, ThreadView
+from pagemap.fault import pte_prot
+from pagemap.machine import (
+    CODE,
+    PROC_RUNNING_M,
+    PROC_RUNNING_S,
+    Layout,
+    Machine,
+    ThreadView,
+    Violation,
+)
 from pagemap.pageflags import (
     PG_BUFFER,
     PG_PAGEMAP,
     PG_UPTODATE,
+    PGSHIFT,
     PTE_P,
-    PTE_USER_RO,
-    PTE_USER_RW,
-    make_pte,
 )
+from pagemap.pm import pm_vmrs_insert_tail
+from pagemap.sched import finish, leave_kernel
 from pagemap.slot import pm_slot_set_page
-from pagemap.vmr import MAP_PRIVATE, PROT_WRITE
+from pagemap.vmr import MAP_POPULATE, MAP_PRIVATE
+
+
+def _stop(t: ThreadView) -> None:
+    """The thread has nothing more to run: its registers go (but the last op's
+    return value, which pagemap.sequential reads), its core may leave."""
+    rv = t["rv"]
+    for off in range(t.m.L.thread_sizes[t.id]):
+        t.m.v[t.base + off] = 0
+    t["rv"] = rv
+    finish(t.m, t)
 
 
 def dispatch(t: ThreadView) -> None:
     """Start the thread's next op (t["op"]), or finish the thread.
 
-    A finished thread's core leaves the address space (a context switch
-    reloads CR3), so its TLB is emptied and any pending flush is moot."""
+    The previous op's kernel path (a syscall, or a kernel thread's work) ends
+    here: the thread returns to user space, which frees its core; a thread of a
+    dying process stops instead (pagemap.sched)."""
+    m = t.m
+    if not leave_kernel(m, t):
+        _stop(t)
+        return
     ops = t.cfg.ops
     i = t["op"]
     if i >= len(ops):
-        t["pc"] = DONE_PC
-        if t.proc >= 0:
-            if any(t.m.v[b + k] for (u, v), b in t.m.L.tlb0.items() if u == t.id
-                   for k in range(t.m.cfg.vmrs[v].npages)):
-                t.m.note("last op done: the core leaves the address space, TLB emptied")
-            t.m.flush_tlb(t.id)
-            t.m.set_flush_pending(t.id, False)
+        _stop(t)
         return
     op = ops[i]
+    cfg = m.cfg
     if op.op in ("write", "read"):
         t.call(
             "user_access.try",
             None,
-            acc_vmr=op.vmr,
-            acc_k=op.page,
+            acc_vpn=cfg.op_vpn(op),
             acc_write=int(op.op == "write"),
             acc_value=hardware.write_value(t) if op.op == "write" else 0,
         )
-    elif op.op == "munmap":
-        t.call("munmap.lock_vmr", None, mu_vmr=op.vmr)
+    elif op.op in ("munmap", "mprotect"):
+        addr = cfg.op_vpn(op) << PGSHIFT
+        end = addr + (op.pages << PGSHIFT)
+        if op.op == "munmap":
+            t.call("munmap.lock_vmr", None, mu_addr=addr, mu_end=end)
+        else:
+            t.call("mprotect.lock_vmr", None, mp_addr=addr, mp_end=end, mp_prot=op.prot)
+    elif op.op == "mmap":
+        t.call("mmap.lock_vmr", None, mm_decl=op.vmr + 1)
+    elif op.op == "exit":
+        t.call("proc_destroy.kill", None)
     elif op.op in ("file_write", "file_read"):
         t.call("file_io.load", None, fio_index=op.index, fio_write=int(op.op == "file_write"))
     elif op.op == "remove":
@@ -61,19 +101,27 @@ def initial_value(i: int) -> int:
     return -(i + 1)
 
 
+_LOAD = frozenset({"pm_load_page", "pm_find_page", "pm_insert_page", "pm_put_page", "lock_page",
+                   "unlock_page"})
+_TEARDOWN = frozenset({"proc_destroy", "__proc_free", "unmap_and_destroy_vmrs", "__vmr_free_pgs",
+                       "destroy_vmr", "pm_remove_vmr"})
+_FAULT = frozenset({"handle_page_fault"}) | _LOAD | _TEARDOWN  # a failed fault destroys
+_SPLIT = frozenset({"isolate_vmrs", "split_vmr", "pm_add_vmr"})
+
 #: The modeled functions each op can run (its call graph), so that a thread
 #: carries registers only for those.  A thread with no ops is driven directly
 #: (pagemap.sequential) and gets every function's registers.
 OP_FUNCTIONS: dict[str, frozenset[str]] = {
-    "write": frozenset({"user_access", "handle_page_fault", "pm_load_page", "pm_find_page",
-                        "pm_insert_page", "pm_put_page", "lock_page", "unlock_page"}),
-    "munmap": frozenset({"munmap", "pm_remove_vmr"}),
-    "file_write": frozenset({"file_io", "pm_load_page", "pm_find_page", "pm_insert_page",
-                             "pm_put_page", "lock_page", "unlock_page"}),
+    "write": frozenset({"user_access"}) | _FAULT,
+    "read": frozenset({"user_access"}) | _FAULT,
+    "munmap": frozenset({"munmap", "__vmr_free_pgs", "destroy_vmr", "pm_remove_vmr"}) | _SPLIT,
+    "mprotect": frozenset({"mprotect"}) | _SPLIT,
+    "mmap": frozenset({"mmap", "pm_add_vmr", "merge_vmr"}) | _FAULT,
+    "exit": _TEARDOWN,
+    "file_write": frozenset({"file_io"}) | _LOAD,
+    "file_read": frozenset({"file_io"}) | _LOAD,
     "remove": frozenset({"pm_remove_contig", "shootdown_and_reset"}),
 }
-OP_FUNCTIONS["read"] = OP_FUNCTIONS["write"]
-OP_FUNCTIONS["file_read"] = OP_FUNCTIONS["file_write"]
 
 
 def thread_functions(cfg: Config) -> list[frozenset[str]] | None:
@@ -93,8 +141,9 @@ def build_layout(cfg: Config, contracts: bool = True, replace: dict | None = Non
 
 def initial_state(layout: Layout) -> tuple[int, ...]:
     """The state before any thread runs: pm_init, the preloaded pages (up to
-    date, clean, unlocked, no slot reference), the VMRs on pm_vmrs, the
-    prefaulted PTEs (TLBs cold), and each thread at its first op."""
+    date, clean, unlocked, no slot reference), the VMRs mapped at the start (as
+    __do_mmap left them, in declaration order on pm_vmrs), the prefaulted PTEs
+    (TLBs cold), the processes running, and each thread at its first op."""
     cfg = layout.cfg
     m = Machine(layout, (0,) * layout.size)
     for i in range(cfg.file_pages):
@@ -124,12 +173,21 @@ def initial_state(layout: Layout) -> tuple[int, ...]:
     if cfg.preload:
         m.set("radix_depth", 1)
     m.set("pm_num_pages", len(cfg.preload))
+    for p, process in enumerate(cfg.processes):
+        m.set_pstate(p, PROC_RUNNING_S if process.mode == "scp" else PROC_RUNNING_M)
     for v, vmr in enumerate(cfg.vmrs):
-        m.set_on_pm(v, True)
-        m.set_alive(v, True)
+        if not cfg.is_mapped(v):
+            continue
+        r = layout.decl_rec[v]
+        flags = vmr.vm_flags if cfg.demand_paging else vmr.vm_flags | MAP_POPULATE
+        for f, val in (("alive", 1), ("base", vmr.vm_base), ("end", vmr.vm_end),
+                       ("foff", vmr.vm_foff), ("prot", vmr.vm_prot), ("flags", flags),
+                       ("file", 1)):
+            m.set_vf(r, f, val)
+        pm_vmrs_insert_tail(m, r)
         if not cfg.prefault[v]:
             continue
-        prot = PTE_USER_RW if vmr.vm_prot & PROT_WRITE else PTE_USER_RO
+        prot = pte_prot(vmr.vm_prot)
         for k in range(vmr.npages):
             i = vmr.first_idx + k
             if i not in cached:
@@ -139,7 +197,13 @@ def initial_state(layout: Layout) -> tuple[int, ...]:
                 ppn = take()
                 m.set_pg(ppn, "sem", 0)
                 m.set_pg(ppn, "data", m.store(i))
-            m.set_pte(v, k, make_pte(ppn, PTE_P | prot))
+            vpn = vmr.base_vpn + k
+            m.set_pt_present(vmr.proc, vpn)
+            m.set_pte(vmr.proc, vpn, m.c.make_pte(ppn, PTE_P | prot))
     for t in range(len(cfg.threads)):
         dispatch(m.thread(t))
     return m.freeze()
+
+
+__all__ = ["OP_FUNCTIONS", "Violation", "build_layout", "dispatch", "initial_state",
+           "initial_value", "thread_functions"]

@@ -60,11 +60,23 @@ def radix_lookup_slot(t: Radix, key: int) -> int | None:
 @icontract.require(lambda t: radix_ok(t))
 @icontract.require(lambda t, key: 0 <= key < len(t.slots))
 @icontract.require(lambda item: item > 0, "the page map inserts a non-zero word")
-@icontract.ensure(lambda t, key, result: (result[0] == EEXIST) == (t.slots[key] != 0))
+@icontract.ensure(
+    lambda t, grow_ok, result: (result[0] == ENOMEM) == (t.depth == 0 and not grow_ok),
+    "-ENOMEM exactly when the root must be allocated and that fails",
+)
+@icontract.ensure(
+    lambda t, key, result: result[0] == ENOMEM or (result[0] == EEXIST) == (t.slots[key] != 0)
+)
 @icontract.ensure(lambda key, item, result: result[0] != 0 or result[1].slots[key] == item)
-@icontract.ensure(lambda t, result: result[1].depth == 1 and radix_ok(result[1]))
-def radix_insert(t: Radix, key: int, item: int) -> tuple[int, Radix]:
-    """radix_insert: (0 or EEXIST, new tree).  Grows the tree to one leaf first."""
+@icontract.ensure(
+    lambda t, result: result[0] == ENOMEM or (result[1].depth == 1 and radix_ok(result[1]))
+)
+def radix_insert(t: Radix, key: int, item: int, grow_ok: bool = True) -> tuple[int, Radix]:
+    """radix_insert: (0, EEXIST or ENOMEM, new tree).  Grows the tree to one leaf
+    first; ``grow_ok`` False means allocating that root node fails (-ENOMEM, the
+    tree unchanged), the only allocation failure radix_insert returns."""
+    if t.depth == 0 and not grow_ok:
+        return ENOMEM, t
     grown = Radix(1, t.slots)
     if grown.slots[key] != 0:
         return EEXIST, grown

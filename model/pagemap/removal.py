@@ -13,24 +13,30 @@
               zero pg_flags, page_decref, radix_delete; pm_num_pages -= n
 
 Registers hold the C locals; ``rm_store`` is ptr_store[] (procs, then pages)
-packed base 64, ``rm_n`` is ptr_free_idx.
+packed base 64, ``rm_n`` is ptr_free_idx; ``rm_vmr`` is vmr_i (a VMR record
+number + 1); ``rm_k``/``rm_kend`` the virtual pages vmr_for_each walks.
+
+The remover reads VMR fields holding only pm_lock, while their writers hold
+vmr_lock (split_vmr, merge_vmr, mprotect, __do_mmap): each read happens at the
+step where the C makes it, and the steps that choose the next VMR are points
+of interleaving whenever a scenario has an op that changes VMRs.
 """
 
 from __future__ import annotations
 
 from pagemap.alloc import page_decref
-from pagemap.hardware import proc_tlbshootdown, shootdown_pending
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PTE_D, PTE_P, pte2ppn
-from pagemap.pm import pm_lock, pm_unlock
+from pagemap.pm import lookup_slot, pm_lock, pm_tree, pm_unlock
+from pagemap.proc import proc_tlbshootdown, shootdown_pending
 from pagemap.sync import spin_acquire, spin_release
-from pagemap.vmr import MAP_LOCKED, PROT_WRITE
+from pagemap.vmr import MAP_LOCKED, PGSHIFT, PROT_WRITE
 
 CODE.function(
     "pm_remove_contig",
     (
         "rm_index", "rm_nr", "rm_i", "rm_old", "rm_new", "rm_page", "rm_pinned",
-        "rm_vmr", "rm_k", "rm_kend", "rm_pte", "rm_store", "rm_n", "rm_j", "rm_removed",
+        "rm_vmr", "rm_k", "rm_kend", "rm_w", "rm_pte", "rm_store", "rm_n", "rm_j", "rm_removed",
         "rm_after",
     ),
 )
@@ -55,7 +61,7 @@ def _end(t: ThreadView) -> int:
 def _slot_page(m: Machine, i: int) -> tuple[int, int | None]:
     """radix_lookup_slot (local: the tree's shape changes only under pm_lock,
     which the remover holds) and the word it reads, decoded."""
-    if not m.c.radix_has_leaf(m.get("radix_depth"), i):
+    if lookup_slot(m, i) is None:
         return 0, None
     w = m.slot(i)
     return w, m.c.pm_slot_get_page(w, m.bits)
@@ -95,11 +101,9 @@ def rm_swap(m: Machine, t: ThreadView) -> object:
 def rm_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
         return BLOCKED
-    # The VMR list is stable under pm_lock and VMR flags do not change in a
-    # run: the scan is local.
-    t["rm_pinned"] = int(
-        any(m.on_pm(v) and vmr.vm_flags & MAP_LOCKED for v, vmr in enumerate(m.cfg.vmrs))
-    )
+    # The VMR list is stable under pm_lock, and a VMR's flags are set before
+    # pm_add_vmr and never change while it is on the list: the scan joins the lock.
+    t["rm_pinned"] = int(any(m.vf(r, "flags") & MAP_LOCKED for r in m.pm_vmrs()))
     t["rm_i"] = t["rm_index"]
     t.goto("pm_remove_contig.mark_read")
     return None
@@ -126,12 +130,15 @@ def _mark_done(t: ThreadView) -> None:
 
 
 def _pinned_end(m: Machine, t: ThreadView, i: int) -> int | None:
-    """The pinned-VMR skip: vmr_get_end_idx of a MAP_LOCKED VMR mapping i."""
+    """The pinned-VMR skip: vmr_get_end_idx of a MAP_LOCKED VMR mapping i (its
+    fields read as they are now: spec/deviations.md, joined reads)."""
     if not t["rm_pinned"]:
         return None
-    for v, vmr in enumerate(m.cfg.vmrs):
-        if m.on_pm(v) and vmr.vm_flags & MAP_LOCKED and m.c.vmr_has_page_idx(vmr, i):
-            return m.c.vmr_get_end_idx(vmr)
+    for r in m.pm_vmrs():
+        if m.vf(r, "flags") & MAP_LOCKED:
+            vmr = m.vmr(r)
+            if m.c.vmr_has_page_idx(vmr, i):
+                return m.c.vmr_get_end_idx(vmr)
     return None
 
 
@@ -177,7 +184,7 @@ def rm_mark_cas(m: Machine, t: ThreadView) -> object:
 def rm_mark_page(m: Machine, t: ThreadView) -> object:
     page = t["rm_page"]
     m.touch(page, "pm_remove_contig marks")
-    m.set_pg(page, "flags", m.pg(page, "flags") | PG_REMOVAL)
+    m.set_pg(page, "flags", m.c.pg_set(m.pg(page, "flags"), PG_REMOVAL))
     _mark_next(m, t, t["rm_i"])
     return None
 
@@ -185,47 +192,78 @@ def rm_mark_page(m: Machine, t: ThreadView) -> object:
 # -- the VMR passes -----------------------------------------------------------------------
 
 
-def _vmr_range(m: Machine, t: ThreadView, v: int) -> tuple[int, int] | None:
-    """Which PTEs of VMR v a pass visits, as VMR page offsets [k0, k1), or None.
+def _visits(m: Machine, t: ThreadView, r: int) -> tuple[int, int] | None:
+    """Whether a pass visits VMR r (its fields as they are now), and from which
+    file index for how many pages: (pg_idx, max_nr_pgs) of vmr_for_each.
 
     Seed: only VMRs that map ``index`` itself (vmr_has_page_idx(vmr, index)),
-    from there for nr_pgs pages (vmr_for_each).  Fix removal-vmr-overlap:
-    every VMR overlapping [index, index + nr_pgs), over the overlap."""
-    vmr = m.cfg.vmrs[v]
-    if not m.on_pm(v) or vmr.vm_flags & MAP_LOCKED:
+    from there for nr_pgs pages.  Fix removal-vmr-overlap: every VMR
+    overlapping [index, index + nr_pgs), over the overlap."""
+    if m.vf(r, "flags") & MAP_LOCKED:
         return None
+    vmr = m.vmr(r)
     index, end = t["rm_index"], _end(t)
     if m.cfg.fix("removal-vmr-overlap"):
-        lo, hi = max(index, vmr.first_idx), min(end, vmr.first_idx + vmr.npages)
-        if lo >= hi:
-            return None
-        return lo - vmr.first_idx, hi - vmr.first_idx
+        lo, hi = max(index, vmr.first_idx), min(end, m.c.vmr_get_end_idx(vmr))
+        return (lo, hi - lo) if lo < hi else None
     if not m.c.vmr_has_page_idx(vmr, index):
         return None
-    k0 = index - vmr.first_idx
-    return k0, min(vmr.npages, k0 + t["rm_nr"])
+    return index, t["rm_nr"]
 
 
-def _next_vmr(m: Machine, t: ThreadView, start: int, found: str, done: str) -> None:
-    """TAILQ_FOREACH(vmr_i, &pm->pm_vmrs): advance to the next VMR a pass visits."""
-    for v in range(start, len(m.cfg.vmrs)):
-        r = _vmr_range(m, t, v)
-        if r is not None:
-            t["rm_vmr"], (t["rm_k"], t["rm_kend"]) = v, r
+def _vmr_range(m: Machine, t: ThreadView, r: int, pg_idx: int, n: int) -> tuple[int, int]:
+    """The virtual pages [k0, k1) vmr_for_each(vmr, pg_idx, n, cb) walks in VMR r,
+    from its fields as they are now: vmr_idx_to_va(pg_idx), MIN(vm_end - start,
+    n pages) long.  vmr_idx_to_va asserts that the VMR still maps pg_idx."""
+    vmr = m.vmr(r)
+    if not m.c.vmr_has_page_idx(vmr, pg_idx):
+        raise Violation("kernel-assert", f"vmr_idx_to_va: assert(va < vm_end): "
+                        f"{m.L.rec_name[r]} no longer maps file page {pg_idx}")
+    idx = m.c.vmr_for_each_range(vmr, pg_idx, n)
+    k0 = m.c.vmr_idx_to_va(vmr, idx[0]) >> PGSHIFT
+    return k0, k0 + len(idx)
+
+
+def _next_vmr(m: Machine, t: ThreadView, found: str, done: str) -> None:
+    """TAILQ_FOREACH(vmr_i, &pm->pm_vmrs): the next VMR after vmr_i (``rm_vmr``,
+    0 before the first) that the pass does not skip, and the (pg_idx, nr_pgs) it
+    will hand vmr_for_each (kept in rm_k, rm_kend until the walk starts).
+    pm_vmrs cannot change while the remover holds pm_lock; the VMRs' fields can,
+    and are read here."""
+    order = m.pm_vmrs()
+    cur = t["rm_vmr"] - 1
+    start = order.index(cur) + 1 if cur >= 0 else 0
+    for r in order[start:]:
+        visit = _visits(m, t, r)
+        if visit is not None:
+            t["rm_vmr"] = r + 1
+            t["rm_k"], t["rm_kend"] = visit
             t.goto(found)
             return
     t["rm_vmr"] = t["rm_k"] = t["rm_kend"] = 0
     t.goto(done)
 
 
+def _vmr_proc(m: Machine, t: ThreadView) -> int:
+    return m.L.rec_proc[t["rm_vmr"] - 1]
+
+
 def _pte_lock(m: Machine, t: ThreadView) -> bool:
     """spin_lock(&vmr_i->vm_proc->pte_lock)."""
-    return spin_acquire(m, t, m.L.proc_lock_off(m.cfg.vmrs[t["rm_vmr"]].proc, "pte_lock"))
+    return spin_acquire(m, t, m.L.proc_off(_vmr_proc(m, t), "pte_lock"))
 
 
 def _pte_unlock(m: Machine, t: ThreadView) -> None:
-    off = m.L.proc_lock_off(m.cfg.vmrs[t["rm_vmr"]].proc, "pte_lock")
-    spin_release(m, t, off, "pte_lock")
+    spin_release(m, t, m.L.proc_off(_vmr_proc(m, t), "pte_lock"), "pte_lock")
+
+
+def _walk_start(m: Machine, t: ThreadView, here: str) -> None:
+    """vmr_for_each, called after taking pte_lock: it computes the walk from the
+    VMR's fields as they are now, which an mmap or a split_vmr may have changed
+    since the pass tested them (spec/removal/pass2.md)."""
+    k0, k1 = _vmr_range(m, t, t["rm_vmr"] - 1, t["rm_k"], t["rm_kend"])
+    t["rm_k"], t["rm_kend"] = k0, k1
+    t.goto(here)
 
 
 def _next_pte(t: ThreadView, here: str, after: str) -> None:
@@ -237,31 +275,33 @@ def _next_pte(t: ThreadView, here: str, after: str) -> None:
         t.goto(after)
 
 
-@CODE.step("pm_remove_contig", "p2_vmr", "pass 2: next VMR (skip MAP_LOCKED, !has_page_idx)",
-           local=True)
+@CODE.step("pm_remove_contig", "p2_vmr",
+           "pass 2: next VMR on pm_vmrs (skip MAP_LOCKED, !vmr_has_page_idx(vmr, index))",
+           local="static-vmrs")
 def rm_p2_vmr(m: Machine, t: ThreadView) -> object:
-    _next_vmr(m, t, t["rm_vmr"], "pm_remove_contig.p2_lock", "pm_remove_contig.p2_done")
+    _next_vmr(m, t, "pm_remove_contig.p2_lock", "pm_remove_contig.p2_done")
     return None
 
 
-@CODE.step("pm_remove_contig", "p2_lock", "spin_lock(&vmr_i->vm_proc->pte_lock)")
+@CODE.step("pm_remove_contig", "p2_lock",
+           "spin_lock(&vmr_i->vm_proc->pte_lock); vmr_for_each(vmr_i, index, nr_pgs, ...)")
 def rm_p2_lock(m: Machine, t: ThreadView) -> object:
     if not _pte_lock(m, t):
         return BLOCKED
-    t.goto("pm_remove_contig.p2_read")
+    _walk_start(m, t, "pm_remove_contig.p2_read")
     return None
 
 
 @CODE.step("pm_remove_contig", "p2_read",
            "__pm_mark_not_present: if PAGE_PRESENT(*pte) && PG_REMOVAL ...",
-           fixed=(("atomic-pte-update", ("__pm_mark_not_present: if PAGE_PRESENT(*pte) && "
-                                         "PG_REMOVAL: atomic_and(pte, ~PTE_P)")),))
+           fixed={"atomic-pte-update": "__pm_mark_not_present: if PAGE_PRESENT(*pte) && "
+                  "PG_REMOVAL: atomic_and(pte, ~PTE_P)"})
 def rm_p2_read(m: Machine, t: ThreadView) -> object:
-    v, k = t["rm_vmr"], t["rm_k"]
-    pte = m.pte(v, k)
+    p, k = _vmr_proc(m, t), t["rm_k"]
+    pte = m.pte(p, k)
     if pte & PTE_P and _marked(m, pte2ppn(pte)):
         if m.cfg.fix("atomic-pte-update"):
-            m.set_pte(v, k, pte & ~PTE_P)  # atomic_and
+            m.set_pte(p, k, pte & ~PTE_P)  # atomic_and
         else:
             t["rm_pte"] = pte
             t.goto("pm_remove_contig.p2_write")
@@ -272,7 +312,7 @@ def rm_p2_read(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "p2_write", "__pm_mark_not_present: *pte &= ~PTE_P (store)")
 def rm_p2_write(m: Machine, t: ThreadView) -> object:
-    m.set_pte(t["rm_vmr"], t["rm_k"], t["rm_pte"] & ~PTE_P)
+    m.set_pte(_vmr_proc(m, t), t["rm_k"], t["rm_pte"] & ~PTE_P)
     _next_pte(t, "pm_remove_contig.p2_read", "pm_remove_contig.p2_unlock")
     return None
 
@@ -281,8 +321,8 @@ def rm_p2_write(m: Machine, t: ThreadView) -> object:
            "spin_unlock(pte_lock); batch vm_proc into ptr_store (shootdown when full)")
 def rm_p2_unlock(m: Machine, t: ThreadView) -> object:
     _pte_unlock(m, t)
-    proc = m.cfg.vmrs[t["rm_vmr"]].proc + 1
-    t["rm_vmr"] += 1
+    proc = _vmr_proc(m, t) + 1
+    t["rm_k"] = t["rm_kend"] = 0
     if any(store_get(t, j) == proc for j in range(t["rm_n"])):
         t.goto("pm_remove_contig.p2_vmr")
         return None
@@ -316,43 +356,48 @@ def rm_p3_start(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("pm_remove_contig", "p3_vmr", "pass 3: next VMR (skip MAP_LOCKED, !has_page_idx)",
-           local=True)
+@CODE.step("pm_remove_contig", "p3_vmr",
+           "pass 3: next VMR on pm_vmrs (skip MAP_LOCKED, !vmr_has_page_idx(vmr, index))",
+           local="static-vmrs")
 def rm_p3_vmr(m: Machine, t: ThreadView) -> object:
-    _next_vmr(m, t, t["rm_vmr"], "pm_remove_contig.p3_lock", "pm_remove_contig.dirty_start")
+    _next_vmr(m, t, "pm_remove_contig.p3_lock", "pm_remove_contig.dirty_start")
     return None
 
 
-@CODE.step("pm_remove_contig", "p3_lock", "spin_lock(&vmr_i->vm_proc->pte_lock)")
+@CODE.step("pm_remove_contig", "p3_lock",
+           "spin_lock(pte_lock); vm_prot & PROT_WRITE? mark_dirty_pgs_unmap : mark_unmap",
+           fixed={"removal-fold-always":
+                  "spin_lock(pte_lock); vmr_for_each(..., "
+                  "__pm_mark_dirty_pgs_unmap) always"})
 def rm_p3_lock(m: Machine, t: ThreadView) -> object:
     if not _pte_lock(m, t):
         return BLOCKED
-    t.goto("pm_remove_contig.p3_read")
+    writable = m.vf(t["rm_vmr"] - 1, "prot") & PROT_WRITE
+    t["rm_w"] = int(bool(writable) or m.cfg.fix("removal-fold-always"))
+    _walk_start(m, t, "pm_remove_contig.p3_read")
     return None
 
 
 @CODE.step("pm_remove_contig", "p3_read",
            "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: if (*pte) && PG_REMOVAL ...",
-           fixed=(("atomic-pte-update", ("__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: "
-                                         "if (*pte) && PG_REMOVAL: old = xchg(pte, 0)")),))
+           fixed={"atomic-pte-update": "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: "
+                  "if (*pte) && PG_REMOVAL: old = xchg(pte, 0)"})
 def rm_p3_read(m: Machine, t: ThreadView) -> object:
-    v, k = t["rm_vmr"], t["rm_k"]
-    pte = m.pte(v, k)
+    p, k = _vmr_proc(m, t), t["rm_k"]
+    pte = m.pte(p, k)
     if pte == 0 or not _marked(m, pte2ppn(pte)):
         _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
         return None
     if m.cfg.fix("atomic-pte-update"):
-        pte = m.pte(v, k)
-        m.set_pte(v, k, 0)  # xchg(pte, 0): a D bit set since is returned too
+        m.set_pte(p, k, 0)  # xchg(pte, 0): a D bit set since is returned too
         t["rm_pte"] = pte
-        writable = m.cfg.vmrs[v].vm_prot & PROT_WRITE
-        if writable and pte & PTE_D:
+        if t["rm_w"] and pte & PTE_D:
             t.goto("pm_remove_contig.p3_dirty")
         else:
             _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
         return None
     t["rm_pte"] = pte
-    if m.cfg.vmrs[v].vm_prot & PROT_WRITE and pte & PTE_D:
+    if t["rm_w"] and pte & PTE_D:
         t.goto("pm_remove_contig.p3_dirty")
     else:
         t.goto("pm_remove_contig.p3_zero")
@@ -363,7 +408,7 @@ def rm_p3_read(m: Machine, t: ThreadView) -> object:
 def rm_p3_dirty(m: Machine, t: ThreadView) -> object:
     page = pte2ppn(t["rm_pte"])
     m.touch(page, "pm_remove_contig folds PTE_D")
-    m.set_pg(page, "flags", m.pg(page, "flags") | PG_DIRTY)
+    m.set_pg(page, "flags", m.c.pg_set(m.pg(page, "flags"), PG_DIRTY))
     if m.cfg.fix("atomic-pte-update"):
         _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
     else:
@@ -373,7 +418,7 @@ def rm_p3_dirty(m: Machine, t: ThreadView) -> object:
 
 @CODE.step("pm_remove_contig", "p3_zero", "*pte = 0")
 def rm_p3_zero(m: Machine, t: ThreadView) -> object:
-    m.set_pte(t["rm_vmr"], t["rm_k"], 0)
+    m.set_pte(_vmr_proc(m, t), t["rm_k"], 0)
     _next_pte(t, "pm_remove_contig.p3_read", "pm_remove_contig.p3_unlock")
     return None
 
@@ -381,7 +426,7 @@ def rm_p3_zero(m: Machine, t: ThreadView) -> object:
 @CODE.step("pm_remove_contig", "p3_unlock", "spin_unlock(&vmr_i->vm_proc->pte_lock)")
 def rm_p3_unlock(m: Machine, t: ThreadView) -> object:
     _pte_unlock(m, t)
-    t["rm_vmr"] += 1
+    t["rm_k"] = t["rm_kend"] = t["rm_w"] = 0
     t.goto("pm_remove_contig.p3_vmr")
     return None
 
@@ -434,7 +479,7 @@ def rm_dirty_recheck(m: Machine, t: ThreadView) -> object:
 def rm_dirty_unmark(m: Machine, t: ThreadView) -> object:
     page = t["rm_page"]
     m.touch(page, "pm_remove_contig")
-    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_REMOVAL)
+    m.set_pg(page, "flags", m.c.pg_clear(m.pg(page, "flags"), PG_REMOVAL))
     _dirty_next(t)
     return None
 
@@ -460,7 +505,7 @@ def rm_dirty_test(m: Machine, t: ThreadView) -> object:
 def rm_dirty_clean(m: Machine, t: ThreadView) -> object:
     page = t["rm_page"]
     m.touch(page, "pm_remove_contig")
-    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_DIRTY)
+    m.set_pg(page, "flags", m.c.pg_clear(m.pg(page, "flags"), PG_DIRTY))
     _dirty_next(t)
     return None
 
@@ -473,7 +518,10 @@ def rm_dirty_unlock(m: Machine, t: ThreadView) -> object:
     return None
 
 
-@CODE.step("pm_remove_contig", "writepage", "pm->pm_op->writepage(pm, ptr_store[j])")
+@CODE.step("pm_remove_contig", "writepage", "pm->pm_op->writepage(pm, ptr_store[j])",
+           fixed={"removal-writeback-error":
+                  "if (writepage(pm, page)) { atomic_or(PG_DIRTY); "
+                  "atomic_and(~PG_REMOVAL) }"})
 def rm_writepage(m: Machine, t: ThreadView) -> object:
     j = t["rm_j"]
     if j >= t["rm_n"]:
@@ -483,7 +531,15 @@ def rm_writepage(m: Machine, t: ThreadView) -> object:
     page = store_get(t, j)
     # No reference is held on these pages (ptr_store is a plain array).
     m.touch(page, "writepage")
-    m.set_store(m.pg(page, "index"), m.pg(page, "data"))
+    if m.cfg.writepage == "kfs":
+        # kfs_writepage (and ext2's) returns -1 and writes nothing; the seed
+        # ignores the return value.
+        m.note("writepage returns -1 (KFS): nothing written")
+        if m.cfg.fix("removal-writeback-error"):
+            flags = m.c.pg_set(m.pg(page, "flags"), PG_DIRTY)
+            m.set_pg(page, "flags", m.c.pg_clear(flags, PG_REMOVAL))
+    else:
+        m.set_store(m.pg(page, "index"), m.pg(page, "data"))
     t["rm_j"] = j + 1
     if j + 1 >= t["rm_n"]:
         t["rm_store"] = t["rm_n"] = t["rm_j"] = 0
@@ -546,7 +602,7 @@ def rm_final_read(m: Machine, t: ThreadView) -> object:
 def rm_final_unmark(m: Machine, t: ThreadView) -> object:
     page = t["rm_page"]
     m.touch(page, "pm_remove_contig")
-    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_REMOVAL)
+    m.set_pg(page, "flags", m.c.pg_clear(m.pg(page, "flags"), PG_REMOVAL))
     _final_next(t)
     return None
 
@@ -594,7 +650,8 @@ def rm_final_delete(m: Machine, t: ThreadView) -> object:
     i = t["rm_i"]
     if m.slot(i) == 0:
         m.note("radix_delete: slot already empty (warning)")
-    m.set_slot(i, 0)
+    _, tree = m.c.radix_delete(pm_tree(m), i)
+    m.set_slot(i, tree.slots[i])
     _final_next(t)
     return None
 
@@ -639,7 +696,7 @@ def sd_enter(m: Machine, t: ThreadView) -> object:
 def sd_send(m: Machine, t: ThreadView) -> object:
     j = t["sd_j"]
     proc = store_get(t, j) - 1
-    proc_tlbshootdown(m, proc)
+    proc_tlbshootdown(m, t, proc)
     if m.cfg.fix("removal-shootdown-wait") and m.cfg.shootdown == "async":
         t.goto("shootdown_and_reset.wait")
     elif j + 1 < t["rm_n"]:

@@ -171,7 +171,7 @@ def _well_formed(L: Layout, s: tuple[int, ...]) -> bool:
             return False
     return all(
         m.store(i) == m.last(i) == initial_value(i) for i in range(cfg.file_pages)
-    ) and all(m.alive(v) for v in range(len(cfg.vmrs)))
+    ) and all(m.alive(r) for r in m.L.decl_rec.values())
 
 
 @icontract.invariant(lambda self: well_formed(self))
@@ -291,11 +291,15 @@ class PageMap:
 
     def on_pm_vmrs(self, vmr: VMR) -> bool:
         """Whether vmr is on pm->pm_vmrs."""
-        return bool(self.state[self.layout.vmr_on_pm0 + self.cfg.vmrs.index(vmr)])
+        return bool(self.state[self._on_pm_off(vmr)])
+
+    def _on_pm_off(self, vmr: VMR) -> int:
+        return self.layout.vmr_off(self.layout.decl_rec[self.cfg.vmrs.index(vmr)], "on_pm")
 
     def pm_vmrs(self) -> tuple[VMR, ...]:
-        on = self.layout.vmr_on_pm0
-        return tuple(v for k, v in enumerate(self.cfg.vmrs) if self.state[on + k])
+        """pm->pm_vmrs, in list order."""
+        on = [(self.state[self._on_pm_off(v)], v) for v in self.cfg.vmrs]
+        return tuple(v for pos, v in sorted(on, key=lambda x: x[0]) if pos)
 
 
 def changed(a: PageMap, b: PageMap) -> frozenset[str]:
@@ -357,7 +361,7 @@ def pm_init_layout(layout: Layout) -> PageMap:
     mutated step: tests show the contracts catch it)."""
     m = Machine(layout, initial_state(layout))
     for v in range(len(layout.cfg.vmrs)):
-        m.set_on_pm(v, False)  # initial_state lists every VMR; pm_init lists none
+        m.set_vf(layout.decl_rec[v], "on_pm", 0)  # initial_state lists every VMR; pm_init none
     return PageMap(layout, m.freeze())
 
 
@@ -591,7 +595,8 @@ def unlock_page(pm: PageMap, page: int) -> PageMap:
 
 
 def _vmr_flag(pm: PageMap, vmr: VMR) -> frozenset[str]:
-    return frozenset({f"{vmr.name}.on_pm_vmrs"})
+    """What pm_add_vmr / pm_remove_vmr may change: list positions (TAILQ links)."""
+    return frozenset(f"{name}.on_pm" for name in pm.layout.rec_name)
 
 
 @icontract.require(
@@ -599,10 +604,12 @@ def _vmr_flag(pm: PageMap, vmr: VMR) -> frozenset[str]:
 )
 @icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.ensure(lambda vmr, result: result.on_pm_vmrs(vmr))
-@icontract.ensure(lambda pm, vmr, result: changed(pm, result) == _vmr_flag(pm, vmr))
+@icontract.ensure(lambda pm, vmr, result: result.pm_vmrs() == pm.pm_vmrs() + (vmr,),
+                  "TAILQ_INSERT_TAIL: at the end, the others in their order")
+@icontract.ensure(lambda pm, vmr, result: changed(pm, result) <= _vmr_flag(pm, vmr))
 def pm_add_vmr(pm: PageMap, vmr: VMR) -> PageMap:
     """pm_add_vmr (pagemap.c): put vmr on pm->pm_vmrs, under pm_lock."""
-    new, _ = _call(pm, "pm_add_vmr.lock", addv_vmr=pm.cfg.vmrs.index(vmr))
+    new, _ = _call(pm, "pm_add_vmr.lock", addv_vmr=pm.layout.decl_rec[pm.cfg.vmrs.index(vmr)] + 1)
     return new
 
 
@@ -611,8 +618,11 @@ def pm_add_vmr(pm: PageMap, vmr: VMR) -> PageMap:
 )
 @icontract.require(lambda pm, vmr: vmr in pm.cfg.vmrs, "a VMR declared at pm_init")
 @icontract.ensure(lambda vmr, result: not result.on_pm_vmrs(vmr))
-@icontract.ensure(lambda pm, vmr, result: changed(pm, result) == _vmr_flag(pm, vmr))
+@icontract.ensure(
+    lambda pm, vmr, result: result.pm_vmrs() == tuple(v for v in pm.pm_vmrs() if v != vmr),
+    "TAILQ_REMOVE: the others keep their order")
+@icontract.ensure(lambda pm, vmr, result: changed(pm, result) <= _vmr_flag(pm, vmr))
 def pm_remove_vmr(pm: PageMap, vmr: VMR) -> PageMap:
     """pm_remove_vmr (pagemap.c): take vmr off pm->pm_vmrs, under pm_lock."""
-    new, _ = _call(pm, "pm_remove_vmr.lock", rmv_vmr=pm.cfg.vmrs.index(vmr))
+    new, _ = _call(pm, "pm_remove_vmr.lock", rmv_vmr=pm.layout.decl_rec[pm.cfg.vmrs.index(vmr)] + 1)
     return new

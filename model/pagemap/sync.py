@@ -6,12 +6,15 @@ one step (the xchg that wins), enabled only while the lock is free, so a
 spinning thread simply has no step to take.  A semaphore keeps nr_signals and
 a FIFO of sleepers (encoded in one int, head in the low digit); sem_down and
 sem_up each run under the semaphore's internal spinlock, so each is one step.
+Who sleeps and who restarts where is pagemap.sched: a sleeper's core is free
+while it sleeps, and sem_up restarts it on the waker's core.
 """
 
 from __future__ import annotations
 
 from pagemap.machine import BLOCKED, CODE, Machine, ThreadView, Violation
 from pagemap.pageflags import PG_LOCKED
+from pagemap.sched import resume, sem_down_check, sleep, wake
 
 
 def spin_trylock(word: int, t: ThreadView) -> int | None:
@@ -83,6 +86,7 @@ CODE.function("lock_page", ("lp_page",))
 @CODE.step("lock_page", "sem_down", "sem_down(&page->pg_sem): take a signal or sleep")
 def lock_page_sem_down(m: Machine, t: ThreadView) -> object:
     page = t["lp_page"]
+    sem_down_check(m, t, "lock_page")
     m.touch(page, "lock_page")
     n = m.pg(page, "sem")
     m.set_pg(page, "sem", n - 1)
@@ -90,14 +94,17 @@ def lock_page_sem_down(m: Machine, t: ThreadView) -> object:
         t.goto("lock_page.set_locked")
     else:
         m.set_pg(page, "semq", q_push(m, m.pg(page, "semq"), t.id))
+        sleep(m, t)
         t.goto("lock_page.sleeping")
     return None
 
 
-@CODE.step("lock_page", "sleeping", "asleep in sem_down until sem_up dequeues us")
+@CODE.step("lock_page", "sleeping",
+           "asleep in sem_down until sem_up dequeues us; then restarted by a routine message")
 def lock_page_sleeping(m: Machine, t: ThreadView) -> object:
     if q_has(m, m.pg(t["lp_page"], "semq"), t.id):
         return BLOCKED
+    resume(m, t)
     t.goto("lock_page.set_locked")
     return None
 
@@ -111,7 +118,7 @@ def lock_page_set_locked(m: Machine, t: ThreadView) -> object:
     flags = m.pg(page, "flags")
     if flags & PG_LOCKED:
         raise Violation("kernel-assert", f"lock_page: page {page} already PG_LOCKED")
-    m.set_pg(page, "flags", flags | PG_LOCKED)
+    m.set_pg(page, "flags", m.c.pg_set(flags, PG_LOCKED))
     t.ret("lock_page")
     return None
 
@@ -123,7 +130,7 @@ CODE.function("unlock_page", ("ul_page",))
 def unlock_page_clear(m: Machine, t: ThreadView) -> object:
     page = t["ul_page"]
     m.touch(page, "unlock_page")
-    m.set_pg(page, "flags", m.pg(page, "flags") & ~PG_LOCKED)
+    m.set_pg(page, "flags", m.c.pg_clear(m.pg(page, "flags"), PG_LOCKED))
     t.goto("unlock_page.sem_up")
     return None
 
@@ -137,6 +144,6 @@ def unlock_page_sem_up(m: Machine, t: ThreadView) -> object:
     if n < 0:
         head, rest = q_pop(m, m.pg(page, "semq"))
         m.set_pg(page, "semq", rest)
-        m.note(f"wakes {m.cfg.threads[head].name}")
+        wake(m, t, head)
     t.ret("unlock_page")
     return None

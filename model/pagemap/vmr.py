@@ -1,10 +1,13 @@
-"""struct vm_region as pm_remove_contig sees it, and the seed's VMR index
-helpers (kern/src/pagemap.c: vmr_has_page_idx, vmr_idx_to_va, vmr_get_end_idx).
+"""struct vm_region (kern/include/mm.h) and the seed's VMR index helpers
+(kern/src/pagemap.c: vmr_has_page_idx, vmr_idx_to_va, vmr_get_end_idx, and
+the range vmr_for_each walks).
 
-Addresses and the file offset are in bytes, as in the C; PGSHIFT = 12.  VMR
-fields are written only under the owning process's vmr_lock, and the scenarios
-never mmap, mprotect, split or merge, so a VMR's fields are constant for a run
-(the model records membership of pm_vmrs and liveness separately)."""
+Addresses and the file offset are in bytes, as in the C; PGSHIFT = 12.  A
+scenario *declares* VMRs (their geometry); during a run the struct
+vm_region instances are records in the state vector whose fields change
+under the owning process's vmr_lock (mmap, split_vmr, merge_vmr, mprotect,
+destroy_vmr).  The helpers below take a ``VMR`` value: the declared one, or
+the fields of a record as a thread reads them (``Machine.vmr``)."""
 
 from __future__ import annotations
 
@@ -16,12 +19,19 @@ from pagemap.pageflags import PGSHIFT
 
 PGSIZE = 1 << PGSHIFT
 
+PROT_NONE = 0x0
 PROT_READ = 0x1
 PROT_WRITE = 0x2
 PROT_EXEC = 0x4
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
 MAP_LOCKED = 0x2000
+MAP_POPULATE = 0x8000
+
+#: The fields of a VMR record in the state vector, in order.  ``alive``: on the
+#: process's VMR list; ``on_pm``: its position on pm->pm_vmrs (1 = head), 0 when
+#: not on it; ``file``: vm_file is set (``__do_mmap`` sets it after pm_add_vmr).
+VMR_FIELDS = ("alive", "on_pm", "base", "end", "foff", "prot", "flags", "file")
 
 
 def is_page_aligned(x: int) -> bool:
@@ -47,6 +57,19 @@ class VMR:
     @property
     def first_idx(self) -> int:
         return self.vm_foff >> PGSHIFT
+
+    @property
+    def base_vpn(self) -> int:
+        return self.vm_base >> PGSHIFT
+
+    @property
+    def end_vpn(self) -> int:
+        return self.vm_end >> PGSHIFT
+
+    def idx_of(self, vpn: int) -> int:
+        """The file page this VMR maps at virtual page ``vpn`` (the page-fault
+        path's f_idx = (va - vm_base + vm_foff) >> PGSHIFT)."""
+        return ((vpn << PGSHIFT) - self.vm_base + self.vm_foff) >> PGSHIFT
 
 
 def vmr_ok(vmr: VMR) -> bool:

@@ -87,7 +87,7 @@ class ThreadCoverage:
 class Coverage:
     states: int  # stored states the pass went over
     threads: list[ThreadCoverage]
-    flushes: dict[str, int] = field(default_factory=dict)  # thread -> flushes landed
+    flushes: dict[str, int] = field(default_factory=dict)  # core -> flushes landed
 
     def to_json(self) -> dict[str, Any]:
         return {"states": self.states,
@@ -112,22 +112,25 @@ def measure(ex: Explorer, states: Iterable[tuple[int, ...]]) -> Coverage:
             base = layout.thread0[t]
             if s[base] == DONE_PC:
                 continue
-            try:
-                r = ex.run_thread(s, t)
-            except Violation:
-                ran[t][s[base]] += 1
-                continue
-            if r is None:
-                continue
-            nxt, mv = r
-            chain = mv.pcs + [nxt[base]]
-            for pc in mv.pcs:
-                ran[t][pc] += 1
-            for a, b in itertools.pairwise(chain):
-                if b != DONE_PC:
-                    took[t][(a, b)] += 1
-            if ex.run_flush(s, t) is not None:
-                flushes[t] += 1
+            for branch in (0, 1):  # a step with two outcomes (pagemap.alloc) runs twice
+                try:
+                    r = ex.run_thread(s, t, branch)
+                except Violation:
+                    ran[t][s[base]] += 1
+                    break
+                chose = ex.chose
+                if r is not None:
+                    nxt, mv = r
+                    for pc in mv.pcs:
+                        ran[t][pc] += 1
+                    for a, b in itertools.pairwise(mv.pcs + [nxt[base]]):
+                        if b != DONE_PC:
+                            took[t][(a, b)] += 1
+                if not chose:
+                    break
+        for c in layout.flush:
+            if ex.run_flush(s, c) is not None:
+                flushes[c] += 1
     threads = []
     about = dict(thread_lines(cfg))
     for t, th in enumerate(cfg.threads):
@@ -143,7 +146,7 @@ def measure(ex: Explorer, states: Iterable[tuple[int, ...]]) -> Coverage:
             assert sa is not None and sb is not None
             branches[f"{_name(sa)} -> {_name(sb)}"] = k
         threads.append(ThreadCoverage(th.name, about[th.name], steps, branches))
-    return Coverage(n, threads, {cfg.threads[t].name: k for t, k in sorted(flushes.items())})
+    return Coverage(n, threads, {cfg.cores[c].name: k for c, k in sorted(flushes.items())})
 
 
 def _grouped(names: list[str]) -> str:
@@ -184,5 +187,5 @@ def render(cov: Coverage, width: int = 100) -> str:
             lines += wrap("branches never taken: " + _branches(tc.untaken), 4, width)
     if cov.flushes:
         lines.append("  TLB flushes landed: " + ", ".join(
-            f"{k} on {t}'s core" for t, k in cov.flushes.items()))
+            f"{k} on core {c}" for c, k in cov.flushes.items()))
     return "\n".join(lines)

@@ -21,23 +21,30 @@ import icontract
 from pagemap.checker.invariants import check_state
 from pagemap.checker.store import StateStore
 from pagemap.config import Config
-from pagemap.machine import BLOCKED, DONE_PC, Layout, Machine, ThreadView, Violation
+from pagemap.machine import BLOCKED, DONE_PC, PROC_DYING, Layout, Machine, ThreadView, Violation
 from pagemap.program import build_layout, initial_state
+from pagemap.sched import DEATH_PC
 
-#: How many local steps may follow one another before the model is judged to
-#: loop (a bug in the model, not in the protocol).
-LOCAL_CHAIN_LIMIT = 1000
+#: After this many local steps in a row the explorer starts to look for a
+#: repeated state: a thread whose own local steps come back to where they were
+#: loops forever without help (``livelock``).
+LOCAL_CHAIN_WATCH = 64
+
+#: Actors: thread t's step is ``t`` (``t | BRANCH`` for the failing outcome of
+#: a step with two, pagemap.alloc); the flush IPI landing on core c is ``-(c + 1)``.
+BRANCH = 1 << 8
 
 
 @dataclass
 class Move:
     """One transition: a thread's step (and the local steps that follow it),
-    or a TLB flush landing on a thread's core (``flush`` true)."""
+    or a TLB flush landing on a core (``flush`` true; ``actor`` is the core)."""
 
     actor: int
     flush: bool
     pcs: list[int]
     notes: list[str]
+    branch: int = 0  # 1: the step's second outcome (an allocation that fails)
 
 
 @dataclass
@@ -77,33 +84,56 @@ class Explorer:
         self._tv = [ThreadView(self._m, t) for t in range(self.nthreads)]
         #: The order successors come in: threads by number, then the flushes
         #: pending on each core, as (actor, state offset of its flush flag);
-        #: actor -(t + 1) is the flush landing on thread t's core.
+        #: actor -(c + 1) is the flush landing on core c.
         self.actors = [(t, -1) for t in range(self.nthreads)]
-        self.actors += [(-(t + 1), off) for t, off in self.layout.flush.items()]
+        self.actors += [(-(c + 1), off) for c, off in self.layout.flush.items()]
         self._search: tuple = (None, [], array("i", [0]))
 
     # -- one transition ----------------------------------------------------------
-    def step(self, state: tuple[int, ...], t: int) -> tuple[int, ...] | None:
+    def step(self, state: tuple[int, ...], t: int, branch: int = 0) -> tuple[int, ...] | None:
         """Thread t's next transition from ``state``: its step and the local
         steps after it.  None when it cannot run (blocked, or finished).
-        Raises Violation when the step breaks an invariant."""
-        m = self._run(state, t, None)
+        Raises Violation when the step breaks an invariant.  ``self.chose``
+        tells afterwards whether the step had a second outcome (``branch`` 1)."""
+        m = self._run(state, t, None, branch)
         return None if m is None else m.freeze()
 
-    def run_thread(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
+    def run_thread(self, state: tuple[int, ...], t: int, branch: int = 0
+                   ) -> tuple[tuple[int, ...], Move] | None:
         """The same transition, recorded (the pcs it ran, its notes) for traces."""
         pcs: list[int] = []
-        m = self._run(state, t, pcs)
-        return None if m is None else (m.freeze(), Move(t, False, pcs, m.events))
+        m = self._run(state, t, pcs, branch)
+        return None if m is None else (m.freeze(), Move(t, False, pcs, m.events, branch))
 
-    def _run(self, state: tuple[int, ...], t: int, pcs: list[int] | None) -> Machine | None:
+    def _run(self, state: tuple[int, ...], t: int, pcs: list[int] | None,
+             branch: int = 0) -> Machine | None:
         layout = self.layout
+        self.chose = False
         base = layout.thread0[t]
         pc = state[base]
         if pc == DONE_PC:
             return None
         steps = layout.steps
-        lock = steps[pc].lock  # type: ignore[union-attr]
+        # Cores (pagemap.sched): the thread runs kernel code on the core in
+        # `cpu` (its home core in user mode), and only while no other thread's
+        # kernel path occupies that core.
+        cpu_off = layout.cpu[t]
+        k = state[cpu_off]
+        core = k - 1 if k else layout.home[t]
+        occ_off = layout.occ[core]
+        ik = layout.scp_inkern[t]
+        ps = layout.pstate_off[t]
+        if not k and ps >= 0 and state[ps] == PROC_DYING:
+            pc = DEATH_PC  # in user mode: its core took the __death message
+        else:
+            o = state[occ_off]
+            if o and o != t + 1:
+                return None
+            if not k and ik >= 0 and state[ik] and state[ik] != t + 1:
+                return None  # a uthread of this SCP is in the kernel
+        st = steps[pc]
+        assert st is not None
+        lock = st.lock
         if lock is not None:
             held = state[layout.lock_off[t][lock]]
             if held and held != t + 1:  # spinning: no step (t + 1 would be a self-deadlock)
@@ -116,48 +146,68 @@ class Explorer:
             m = Machine(layout, state)
             tv = ThreadView(m, t)
             pcs.append(pc)
+        m.branch = branch
+        m.chose = False
+        if not st.user:  # kernel code: it occupies the core
+            m.v[cpu_off] = core + 1
+            m.v[occ_off] = t + 1
+            if not k and ik >= 0:
+                m.v[ik] = t + 1
+        local = layout.local
         try:
-            if steps[pc].fn(m, tv) is BLOCKED:  # type: ignore[union-attr]
+            if st.fn(m, tv) is BLOCKED:
                 return None
+            self.chose = m.chose
             n = 0
+            seen: set[tuple[int, ...]] | None = None
             while self.merge_local:
                 pc = m.v[base]
-                st = steps[pc] if pc != DONE_PC else None
-                if st is None or not st.local:
+                if pc == DONE_PC or not local[pc]:
                     break
+                st = steps[pc]
+                assert st is not None
                 if pcs is not None:
                     pcs.append(pc)
                 st.fn(m, tv)
                 n += 1
-                if n > LOCAL_CHAIN_LIMIT:
-                    raise RuntimeError(f"model loops in local steps at {st.func}.{st.label}")
+                if n >= LOCAL_CHAIN_WATCH:
+                    seen = set() if seen is None else seen
+                    snap = tuple(m.v)
+                    if snap in seen:
+                        raise Violation("livelock", f"{self.cfg.threads[t].name} loops in "
+                                        f"{st.func}.{st.label} and nothing changes")
+                    seen.add(snap)
         except icontract.ViolationError as e:
             first = str(e).strip().splitlines()[0]
             raise Violation("contract", first) from e
         return m
 
-    def run_flush(self, state: tuple[int, ...], t: int) -> tuple[tuple[int, ...], Move] | None:
-        """The flush IPI proc_tlbshootdown queued for thread t's core lands."""
-        off = self.layout.flush.get(t)
+    def run_flush(self, state: tuple[int, ...], c: int) -> tuple[tuple[int, ...], Move] | None:
+        """The flush IPI proc_tlbshootdown queued for core c lands."""
+        off = self.layout.flush.get(c)
         if off is None or not state[off]:
             return None
         m = Machine(self.layout, state)
-        m.flush_tlb(t)
-        m.set_flush_pending(t, False)
-        return m.freeze(), Move(t, True, [], ["tlbflush() on this core"])
+        m.flush_tlb(c)
+        m.set_flush_pending(c, False)
+        return m.freeze(), Move(c, True, [], ["tlbflush() on this core"])
 
     def successors(self, state: tuple[int, ...]):
         """Yield (actor, next state or None, Violation or None), in the order
         of ``actors``.  (``explore`` inlines this loop: it is the hot one.)"""
         for who, off in self.actors:
             if who >= 0:
-                try:
-                    nxt = self.step(state, who)
-                except Violation as v:
-                    yield who, None, v
-                    continue
-                if nxt is not None:
-                    yield who, nxt, None
+                for branch in (0, 1):
+                    actor = who | (BRANCH if branch else 0)
+                    try:
+                        nxt = self.step(state, who, branch)
+                    except Violation as v:
+                        yield actor, None, v
+                        break
+                    if nxt is not None:
+                        yield actor, nxt, None
+                    if not self.chose:
+                        break
             elif state[off]:
                 r = self.run_flush(state, -who - 1)
                 assert r is not None
@@ -168,10 +218,11 @@ class Explorer:
         if actor < 0:
             r = self.run_flush(state, -actor - 1)
         else:
+            t, branch = actor & (BRANCH - 1), int(bool(actor & BRANCH))
             try:
-                r = self.run_thread(state, actor)
+                r = self.run_thread(state, t, branch)
             except Violation:
-                return Move(actor, False, [state[self.layout.thread0[actor]]], [])
+                return Move(t, False, [state[self.layout.thread0[t]]], [], branch)
         assert r is not None
         return r[1]
 
@@ -235,42 +286,53 @@ class Explorer:
             s, parts = store.state(keys[head])
             moved = False
             for who, flush_off in actors:
-                if who >= 0:
-                    try:
-                        nxt = step(s, who)
-                    except Violation as viol:
+                branch = 0
+                while True:
+                    code = who | (BRANCH if branch else 0)
+                    chose = False
+                    if who >= 0:
+                        try:
+                            nxt = step(s, who, branch)
+                        except Violation as viol:
+                            transitions += 1
+                            return outcome(
+                                "violation",
+                                invariant=viol.invariant,
+                                message=viol.message,
+                                path=path(head),
+                                final=(None, self.move(s, code)),
+                            )
+                        chose = self.chose
+                    elif s[flush_off]:
+                        r = self.run_flush(s, -who - 1)
+                        assert r is not None
+                        nxt = r[0]
+                    else:
+                        nxt = None
+                    if nxt is not None:
                         transitions += 1
-                        return outcome(
-                            "violation",
-                            invariant=viol.invariant,
-                            message=viol.message,
-                            path=path(head),
-                            final=(None, self.move(s, who)),
-                        )
-                    if nxt is None:
-                        continue
-                else:
-                    if not s[flush_off]:
-                        continue
-                    r = self.run_flush(s, -who - 1)
-                    assert r is not None
-                    nxt = r[0]
-                transitions += 1
-                moved = True
-                k = store.key_after(nxt, parts, who if who >= 0 else None)
-                if k in index:
-                    continue
-                n = len(keys)
-                index[k] = n
-                keys.append(k)
-                parent.append(head)
-                actor.append(who)
-                depth.append(depth[head] + 1)
-                bad = check_state(layout, nxt)
-                if bad is not None:
-                    return outcome(
-                        "violation", invariant=bad.invariant, message=bad.message, path=path(n)
-                    )
+                        moved = True
+                        k = store.key_after(nxt, parts, who if who >= 0 else None)
+                        if k == keys[head]:
+                            return outcome(
+                                "violation", invariant="livelock",
+                                message=f"{self.cfg.threads[who].name}'s step leaves the state "
+                                "as it was: it can go on forever without help",
+                                path=path(head), final=(None, self.move(s, code)))
+                        if k not in index:
+                            n = len(keys)
+                            index[k] = n
+                            keys.append(k)
+                            parent.append(head)
+                            actor.append(code)
+                            depth.append(depth[head] + 1)
+                            bad = check_state(layout, nxt)
+                            if bad is not None:
+                                return outcome("violation", invariant=bad.invariant,
+                                               message=bad.message, path=path(n))
+                    if not chose or branch:
+                        break
+                    branch = 1
             if not moved and not self.finished(s):
                 return outcome(
                     "violation",

@@ -51,6 +51,26 @@ FINDINGS = (
             "munmap-fold-dirty", "finding-munmap-drops-dirty.toml", "no-lost-write"),
     Finding("F5", "munmap frees private pages before the TLB shootdown has landed",
             "munmap-shootdown-wait", "finding-munmap-async-private.toml", "no-use-after-free"),
+    Finding("F6", "The shootdown of a single-core process flushes the remover's core, not the "
+            "process's", "shootdown-scp-remote", "finding-scp-shootdown.toml",
+            "no-use-after-free"),
+    Finding("F7", "The page-fault path sleeps in lock_page holding vmr_lock",
+            "hpf-load-unlocked", "finding-hpf-sleeps-holding-vmr-lock.toml",
+            "sleep-holding-spinlock"),
+    Finding("F8", "pm_remove_contig ignores writepage's failure and frees the dirty page",
+            "removal-writeback-error", "finding-kfs-writeback.toml", "no-lost-write"),
+    Finding("F9", "read() and write() assert that pm_load_page cannot fail",
+            "fileio-enomem", "finding-fileio-enomem.toml", "kernel-assert"),
+    Finding("F10", "split_vmr shrinks a VMR that pm_remove_contig is walking",
+            "split-vmr-under-pm-lock", "finding-split-unpublished.toml", "kernel-assert"),
+    Finding("F11", "The third pass trusts vm_prot, but mprotect keeps PTE_D",
+            "removal-fold-always", "finding-mprotect-keeps-dirty.toml", "no-lost-write"),
+    Finding("F12", "mprotect to a VMR's own protection loops forever",
+            "mprotect-advance", "finding-mprotect-livelock.toml", "livelock"),
+    Finding("F13", "A failed MAP_POPULATE leaves the PTEs it filled behind",
+            "populate-unmap-on-error", "finding-populate-error.toml", "no-use-after-free"),
+    Finding("F14", "mmap puts a VMR on pm_vmrs before its file offset is set",
+            "mmap-foff-first", "finding-mmap-foff-window.toml", "kernel-assert"),
 )
 
 

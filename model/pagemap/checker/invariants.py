@@ -25,6 +25,10 @@ INVARIANTS = {
     "kernel-assert": "an assert of the C code would fire",
     "contract": "an icontract condition failed",
     "deadlock": "some thread unfinished, none can step",
+    "sleep-holding-spinlock": "a thread sleeps (sem_down: lock_page, a blocking readpage) "
+    "while it holds a spinlock",
+    "livelock": "a thread can go on forever without finishing and without any other "
+    "thread's help",
 }
 
 
@@ -48,15 +52,15 @@ class _Plan:
         self.rshift = refcnt_shift(cfg.word_bits)
         self.removal = 1 << flags_shift(cfg.word_bits)
         self.ptes = [
-            (layout.pte0[v] + k, f"{vmr.name}+{k}'s PTE")
-            for v, vmr in enumerate(cfg.vmrs) for k in range(vmr.npages)
+            (off, f"{cfg.processes[p].name}'s PTE of {layout.page_name(p, vpn)}")
+            for p, offs in enumerate(layout.pte_off) for vpn, off in offs.items()
         ]
         self.store0 = layout.store0
         self.last0 = layout.last0
         self.data = [0] + [layout.page_off(p, "data") for p in range(1, cfg.pool_pages + 1)]
         self.tlbs = [
-            (base + k, f"{cfg.threads[t].name}'s TLB maps {cfg.vmrs[v].name}+{k}")
-            for (t, v), base in layout.tlb0.items() for k in range(cfg.vmrs[v].npages)
+            (off, f"core {cfg.cores[c].name}'s TLB maps {layout.page_name(cfg.cores[c].proc, vpn)}")
+            for c, offs in enumerate(layout.tlb_off) for vpn, off in offs.items()
         ]
 
 

@@ -7,9 +7,9 @@ Not a model of any C function.  A schedule says who moves at each step:
     {"thread": "u1", "flush": true}  the TLB flush queued for u1's core lands
     {"thread": "u1", "branch": 1}    thread u1's next step, taking its outcome 1
 
-``branch`` is for steps with more than one outcome (an allocation that may
-succeed or fail); it is omitted when 0, and every step of today's model has
-the single outcome 0.  Each entry may also carry ``id``, the step it ran when
+``branch`` is for steps with more than one outcome: under ``[faults] enomem``
+an allocation succeeds (0) or fails (1); it is omitted when 0.  A flush is
+named by a thread whose home core it lands on.  Each entry may also carry ``id``, the step it ran when
 the schedule was saved: replay uses it only to say where a run under another
 variant starts to differ.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pagemap.checker.explore import Explorer, Move, Outcome
+from pagemap.checker.explore import BRANCH, Explorer, Move, Outcome
 from pagemap.checker.invariants import check_state
 from pagemap.checker.scenario import ScenarioError, parse
 from pagemap.config import Config
@@ -74,13 +74,23 @@ def step_id(ex: Explorer, move: Move) -> str:
     return f"{st.func}.{st.label}" if st is not None else ""
 
 
+def core_thread(cfg: Config, core: int) -> str:
+    """The thread a schedule names for a flush on ``core``: the first whose home it is."""
+    return cfg.threads[cfg.cores[core].threads[0]].name
+
+
+def actor_of(ex: Explorer, mv: Move) -> Actor:
+    if mv.flush:
+        return Actor(core_thread(ex.cfg, mv.actor), True, 0, "tlbflush")
+    return Actor(ex.cfg.threads[mv.actor].name, False, mv.branch, step_id(ex, mv))
+
+
 def schedule_of(ex: Explorer, out: Outcome) -> list[Actor]:
     """The actors of an outcome's path, the violating move included."""
-    names = [t.name for t in ex.cfg.threads]
     moves = [mv for _, mv in out.path if mv is not None]
     if out.final[1] is not None:
         moves.append(out.final[1])
-    return [Actor(names[mv.actor], mv.flush, 0, step_id(ex, mv)) for mv in moves]
+    return [actor_of(ex, mv) for mv in moves]
 
 
 # -- the file ------------------------------------------------------------------------
@@ -215,19 +225,19 @@ def run_schedule(ex: Explorer, schedule: list[Actor]) -> Replay:
         if t is None:
             return Replay("stopped", path + [(state, None)], differs_at=differs,
                           stopped=f"the scenario has no thread {actor.thread!r}")
-        if actor.branch:
+        if actor.branch not in (0, 1) or (actor.branch and actor.flush):
             return Replay("stopped", path + [(state, None)], differs_at=differs,
                           stopped=f"thread {actor.thread}'s step has no outcome {actor.branch}")
         if actor.flush:
-            r = ex.run_flush(state, t)
+            r = ex.run_flush(state, ex.cfg.home[t])
             if r is None:
                 return Replay("stopped", path + [(state, None)], differs_at=differs,
                               stopped=f"no TLB flush is pending on {actor.thread}'s core")
         else:
             try:
-                r = ex.run_thread(state, t)
+                r = ex.run_thread(state, t, actor.branch)
             except Violation as v:
-                mv = ex.move(state, t)
+                mv = ex.move(state, t | (BRANCH if actor.branch else 0))
                 if actor.id and step_id(ex, mv) != actor.id and differs is None:
                     differs = n
                 return Replay("violation", path + [(state, None)], (None, mv), v.invariant,
@@ -235,6 +245,10 @@ def run_schedule(ex: Explorer, schedule: list[Actor]) -> Replay:
             if r is None:
                 return Replay("stopped", path + [(state, None)], differs_at=differs,
                               stopped=_why_not(ex, state, t))
+            if actor.branch and not ex.chose:
+                return Replay("stopped", path + [(state, None)], differs_at=differs,
+                              stopped=f"thread {actor.thread}'s step has no outcome "
+                              f"{actor.branch} (it has one outcome)")
         nxt, mv = r
         if actor.id and step_id(ex, mv) != actor.id and differs is None:
             differs = n

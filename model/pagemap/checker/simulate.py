@@ -20,9 +20,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from pagemap.checker.explore import Explorer
+from pagemap.checker.explore import BRANCH, Explorer
 from pagemap.checker.invariants import check_state
-from pagemap.checker.schedule import Actor
+from pagemap.checker.schedule import Actor, core_thread
 from pagemap.program import initial_state
 
 #: A walk longer than this is cut (a model that loops; no verdict from it).
@@ -49,8 +49,10 @@ class Simulation:
 
 
 def _actor(ex: Explorer, who: int) -> Actor:
-    names = [t.name for t in ex.cfg.threads]
-    return Actor(names[who]) if who >= 0 else Actor(names[-who - 1], flush=True)
+    """The schedule entry of an actor code of ``Explorer.successors``."""
+    if who < 0:
+        return Actor(core_thread(ex.cfg, -who - 1), flush=True)
+    return Actor(ex.cfg.threads[who & (BRANCH - 1)].name, branch=int(bool(who & BRANCH)))
 
 
 def simulate(ex: Explorer, walks: int, seed: int = 0, max_seconds: float | None = None

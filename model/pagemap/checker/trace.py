@@ -45,12 +45,25 @@ class TraceStep:
         return d
 
 
+def _routine(layout: Layout, k: int, x: int, y: int) -> bool:
+    """Core bookkeeping that says nothing new: a thread entering or leaving the
+    kernel on its own home core (pagemap.sched).  Shown only when a thread runs on
+    another core (a woken sleeper, through a routine message)."""
+    if k in layout.cpu:
+        home = layout.home[layout.cpu.index(k)] + 1
+        return {x, y} <= {0, home}
+    if k in layout.occ:
+        c = layout.occ.index(k)
+        return all(v == 0 or layout.home[v - 1] == c for v in (x, y))
+    return layout.names[k].endswith(".inkern")
+
+
 def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]
          ) -> tuple[dict[str, str], dict[str, tuple[int, int]]]:
     """The shown values that differ: as text, and as (before, after) ints."""
     text, raw = {}, {}
     for k, (x, y) in enumerate(zip(a, b)):
-        if x != y and shown(layout, k):
+        if x != y and shown(layout, k) and not _routine(layout, k, x, y):
             name = layout.names[k]
             text[name] = f"{fmt_value(layout, name, x)} -> {fmt_value(layout, name, y)}"
             raw[name] = (x, y)
@@ -65,7 +78,18 @@ def _describe(layout: Layout, move: Move) -> tuple[str, str]:
         return FLUSH_WHERE, "tlbflush: the IPI from proc_tlbshootdown lands on this core"
     st = layout.steps[move.pcs[0]]
     assert st is not None
-    return f"{st.func}.{st.label}", f"{st.func}: {st.text(layout.cfg.fixes)}"
+    text = st.text(layout.cfg.fixes)
+    if move.branch:
+        text += " [the allocation fails: -ENOMEM]"
+    return f"{st.func}.{st.label}", f"{st.func}: {text}"
+
+
+def actor_name(layout: Layout, move: Move) -> str:
+    """The thread that moved, or for a flush the thread(s) of the core it lands on."""
+    cfg = layout.cfg
+    if move.flush:
+        return cfg.threads[cfg.cores[move.actor].threads[0]].name
+    return cfg.threads[move.actor].name
 
 
 def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
@@ -75,12 +99,12 @@ def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
         assert move is not None
         func, text = _describe(layout, move)
         changed, raw = diff(layout, s, nxt[0])
-        steps.append(TraceStep(layout.cfg.threads[move.actor].name, func, text,
+        steps.append(TraceStep(actor_name(layout, move), func, text,
                                changed, list(move.notes), values=raw))
     _, fmove = outcome.final
     if fmove is not None:
         func, text = _describe(layout, fmove)
-        steps.append(TraceStep(layout.cfg.threads[fmove.actor].name, func, text, {}, [],
+        steps.append(TraceStep(actor_name(layout, fmove), func, text, {}, [],
                                f"{outcome.invariant}: {outcome.message}"))
     elif steps and outcome.verdict == "violation":
         steps[-1].violation = f"{outcome.invariant}: {outcome.message}"

@@ -17,10 +17,10 @@ Not a model of any C function.  One numbering runs through every trace:
 from __future__ import annotations
 
 from pagemap.config import Config, Op
-from pagemap.machine import Layout, tlb_dirty, tlb_ppn
-from pagemap.pageflags import PTE_D, PTE_P, PTE_W, pg_names, pte2ppn
+from pagemap.machine import PROC_STATE_NAMES, Layout, tlb_dirty, tlb_ppn, tlb_writable
+from pagemap.pageflags import PGSHIFT, PTE_D, PTE_P, PTE_W, pg_names, pte2ppn
 from pagemap.slot import PAGE2PPN_NULL, flags_shift, refcnt_shift
-from pagemap.vmr import MAP_PRIVATE
+from pagemap.vmr import MAP_LOCKED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
 
 #: What a trace's footnotes say about a kind of value, when one appears.
 NOTE_NULL = ("page2ppn(NULL): the slot word pm_slot_set_page(old, NULL) leaves in "
@@ -60,19 +60,47 @@ def fmt_pte(pte: int) -> str:
     return f"page{pte2ppn(pte)} " + ("|".join(bits) if bits else "!P")
 
 
+def _bits(value: int, names: tuple[tuple[int, str], ...]) -> str:
+    out = [n for b, n in names if value & b]
+    return "|".join(out) if out else "0"
+
+
+_VM_FLAGS = ((MAP_SHARED, "SHARED"), (MAP_PRIVATE, "PRIVATE"), (MAP_LOCKED, "LOCKED"),
+             (MAP_POPULATE, "POPULATE"))
+_VM_PROT = ((PROT_READ, "READ"), (PROT_WRITE, "WRITE"))
+
+
 def fmt_value(layout: Layout, name: str, value: int) -> str:
     if name.startswith("slot["):
         return fmt_slot(value, layout.cfg.word_bits)
-    if name.endswith(".flags"):
+    owner, _, field = name.rpartition(".")
+    if owner in layout.rec_name:  # a VMR record's field
+        if field in ("base", "end"):
+            return f"vpn {value >> PGSHIFT:#x}" if value else "0"
+        if field == "foff":
+            return f"file page {value >> PGSHIFT}"
+        if field == "flags":
+            return _bits(value, _VM_FLAGS)
+        if field == "prot":
+            return _bits(value, _VM_PROT)
+        if field == "on_pm":
+            return f"#{value} on pm_vmrs" if value else "not on pm_vmrs"
+        return str(value)
+    if field == "flags":
         return pg_names(value)
     if ".pte[" in name:
         return fmt_pte(value)
     if ".tlb[" in name:
         if not value:
             return "-"
-        return f"page{tlb_ppn(value)}{' dirty' if tlb_dirty(value) else ''}"
-    if name.endswith("_lock"):
+        return (f"page{tlb_ppn(value)}{' dirty' if tlb_dirty(value) else ''}"
+                f"{'' if tlb_writable(value) else ' read-only'}")
+    if name.endswith("_lock") or field == "occ" or field == "inkern":
         return "free" if value == 0 else f"held by {layout.cfg.threads[value - 1].name}"
+    if field == "cpu":
+        return "user mode" if value == 0 else f"kernel on {layout.cfg.cores[value - 1].name}"
+    if field == "state" and owner in {p.name for p in layout.cfg.processes}:
+        return PROC_STATE_NAMES.get(value, str(value))
     if name.endswith(".holds"):
         return "-" if value == 0 else f"slot {value - 1}"
     return str(value)
@@ -117,8 +145,10 @@ def numbering(layout: Layout) -> list[str]:
             f"pageN: physical page N, the one whose ppn is N (1..{cfg.pool_pages}), named so in "
             "slots, PTEs and TLBs")]
     for vmr in cfg.vmrs:
-        out.append(f"{vmr.name}+k, {vmr.name}.pte[k]: page k of VMR {vmr.name} "
-                   f"({cfg.processes[vmr.proc].name}) = file page {vmr.first_idx} + k")
+        proc = cfg.processes[vmr.proc].name
+        out.append(f"{vmr.name}+k: page k of VMR {vmr.name} as declared ({proc}), file page "
+                   f"{vmr.first_idx} + k; {proc}.pte[{vmr.name}+k] is its PTE, "
+                   f"CORE.tlb[{vmr.name}+k] a core's TLB entry for it")
     return out
 
 
@@ -149,24 +179,38 @@ def describe_initial(layout: Layout, state: tuple[int, ...]) -> list[str]:
     lines += used
     if free:
         lines.append(f"free pages: {', '.join(free)}")
-    for v, vmr in enumerate(cfg.vmrs):
-        ptes = [f"{vmr.name}.pte[{k}] = {fmt_pte(m[f'{vmr.name}.pte[{k}]'])}"
-                for k in range(vmr.npages) if m[f"{vmr.name}.pte[{k}]"]]
-        kind = "private" if vmr.vm_flags & MAP_PRIVATE else "shared"
-        maps = f"file pages {vmr.first_idx}..{vmr.first_idx + vmr.npages - 1}" if (
-            vmr.npages > 1) else f"file page {vmr.first_idx}"
-        lines.append(f"{cfg.processes[vmr.proc].name}: VMR {vmr.name} maps {maps} ({kind}); "
-                     + ("; ".join(ptes) + " (prefaulted, TLBs cold)" if ptes
-                        else "no PTE present"))
+    for r, name in enumerate(layout.rec_name):
+        proc = cfg.processes[layout.rec_proc[r]].name
+        if not m[f"{name}.alive"]:
+            if name in {v.name for v in cfg.vmrs}:
+                lines.append(f"{proc}: VMR {name} not mapped yet (an mmap op creates it)")
+            continue
+        first = m[f"{name}.foff"] >> PGSHIFT
+        n = (m[f"{name}.end"] - m[f"{name}.base"]) >> PGSHIFT
+        maps = f"file pages {first}..{first + n - 1}" if n > 1 else f"file page {first}"
+        kinds = _bits(m[f"{name}.flags"], _VM_FLAGS).lower().replace("|", ", ")
+        lines.append(f"{proc}: VMR {name} maps {maps} ({kinds})")
+    for p, offs in enumerate(layout.pte_off):
+        ptes = [f"{layout.names[off]} = {fmt_pte(state[off])}" for off in offs.values()
+                if state[off]]
+        if ptes:
+            lines.append(f"{cfg.processes[p].name}: " + "; ".join(ptes)
+                         + " (prefaulted, TLBs cold)")
     return lines
 
 
 def op_text(cfg: Config, op: Op) -> str:
     """One op of a thread, as a scenario file would say it."""
+    vmr = cfg.vmrs[op.vmr].name if op.vmr >= 0 else ""
+    part = f"[{op.page}:{op.page + op.pages}]" if op.pages else ""
     if op.op in ("write", "read"):
-        return f"{op.op} {cfg.vmrs[op.vmr].name}[{op.page}]"
-    if op.op == "munmap":
-        return f"munmap {cfg.vmrs[op.vmr].name}"
+        return f"{op.op} {vmr}[{op.page}]"
+    if op.op in ("munmap", "mmap"):
+        return f"{op.op} {vmr}{part}"
+    if op.op == "mprotect":
+        return f"mprotect {vmr}{part} {_bits(op.prot, _VM_PROT).lower()}"
+    if op.op == "exit":
+        return "exit"
     if op.op == "remove":
         return f"remove({op.index}, {op.count})"
     return f"{op.op}({op.index})"
