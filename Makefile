@@ -1,14 +1,18 @@
-# Every target creates .venv from pyproject.toml when it is missing.
+# Every target creates .venv from pyproject.toml when it is missing.  The
+# versions installed are the exact ones of constraints.txt (also for the build
+# backend: pip passes PIP_CONSTRAINT on to its isolated build environment).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+VERIFY_JSON := build/verify.json
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup verify test proofs crosshair check report bench lint
+.PHONY: setup verify verify-json test proofs crosshair check report bench lint
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q pip setuptools
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -29,8 +33,21 @@ crosshair: $(STAMP)
 check: $(STAMP)
 	$(BIN)/pagemap verify --only scenario
 
+# The verification behind the report takes minutes: `make verify-json` runs it
+# and keeps its result; `make report` reuses that result (and says how old it
+# is); `make report FRESH=1` runs the verification first.
+verify-json: $(STAMP)
+	mkdir -p $(dir $(VERIFY_JSON))
+	$(BIN)/pagemap verify --json > $(VERIFY_JSON).tmp; rc=$$?; \
+	  mv $(VERIFY_JSON).tmp $(VERIFY_JSON); echo "wrote $(VERIFY_JSON)"; exit $$rc
+
 report: $(STAMP)
-	$(BIN)/pagemap report
+ifneq ($(FRESH),)
+	-$(MAKE) --no-print-directory verify-json
+endif
+	@test -f $(VERIFY_JSON) || { echo "make report: no $(VERIFY_JSON) yet; run 'make verify-json'" \
+	  "(the whole verification, about 11 minutes) or 'make report FRESH=1'"; exit 2; }
+	$(BIN)/pagemap report --from-json $(VERIFY_JSON)
 
 bench: $(STAMP)
 	$(BIN)/python -m pagemap.checker.bench

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
 import sys
 import types
 import xml.etree.ElementTree as ET
@@ -66,8 +67,7 @@ def test_report_is_built_and_exit_code_reflects_the_mismatch(built: tuple[int, s
     code, html, err = built
     assert code == 1, err  # the fake 'fixed' row differs from its expectation
     assert html.startswith("<!DOCTYPE html>")
-    n = len(FINDINGS)
-    assert f"{n}/{n} findings with their swimlane" in err
+    assert f"{len(FINDINGS)}/{len(FINDINGS)} findings with their swimlane" in err
 
 
 def test_report_is_self_contained(built: tuple[int, str, str]) -> None:
@@ -232,3 +232,21 @@ def test_wrap_keeps_every_character() -> None:
     lines = swimlane.wrap(text, 24, indent=2)
     assert all(len(line) <= 24 for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_report_says_it_reuses_a_verification_and_draws_initial_states(
+        built: tuple[int, str, str]) -> None:
+    _, html, err = built
+    assert "reusing the verification results of the JSON file verify.json" in err
+    assert "not running pagemap verify" in err
+    assert html.count('class="initial-state"') == len(FINDINGS)
+    assert "atomic_and(pte, ~PTE_P)" in _sections(html)["F2"]  # F2 runs with atomic-pte-update
+    assert "values: page2ppn(NULL): the slot word" in _sections(html)["F1"]
+
+
+def test_make_report_does_not_verify_unless_asked(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["make", "-s", "report", f"VERIFY_JSON={tmp_path}/none.json"],
+                          cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "make verify-json" in proc.stdout and "FRESH=1" in proc.stdout

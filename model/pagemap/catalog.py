@@ -48,7 +48,9 @@ def catalog() -> str:
         "Each row is one atomic step: one shared-memory access, atomic operation or lock",
         "operation of the C code, with the thread-local work after it. *local* steps touch",
         "only the thread's registers and run at once after the step before them (the",
-        "reduction of spec/checker.md).",
+        "reduction of spec/checker.md). Where a fix changes what a step does, the row",
+        "gives the fixed statement after **with `FIX`:**; traces show the statement of",
+        "the variant that ran.",
         "",
     ]
     funcs: list[str] = []
@@ -70,8 +72,8 @@ def catalog() -> str:
             if st.func != func:
                 continue
             kind = "local" if st.local else "shared"
-            c = st.c.replace("|", "\\|")
-            lines.append(f"| `{st.label}` | {c} | {kind} |")
+            c = st.c + "".join(f"; **with `{fix}`:** {text}" for fix, text in st.fixed)
+            lines.append(f"| `{st.label}` | {c.replace('|', chr(92) + '|')} | {kind} |")
         lines.append("")
     n = len(CODE.steps) - 1
     local = sum(1 for s in CODE.steps[1:] if s is not None and s.local)

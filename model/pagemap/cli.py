@@ -1,9 +1,9 @@
-"""The `pagemap` command line (DESIGN §3): `pagemap check`, `pagemap verify`
-and `pagemap report`.
+"""The `pagemap` command line: `pagemap check`, `pagemap replay`, `pagemap
+verify` and `pagemap report`.
 
 `check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``
-(imported only when `check` runs); `verify` is ``pagemap.verify``; `report` is
-``pagemap.report.build``. Bad usage prints one line to stderr and exits 2, never
+and `replay` to ``pagemap.checker.replay.main_replay`` (imported only when they
+run); `verify` is ``pagemap.verify``; `report` is ``pagemap.report.build``. Bad usage prints one line to stderr and exits 2, never
 a traceback.
 """
 
@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore every interleaving of a scenario file (see 'pagemap check --help')",
     )
     check.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    replay = sub.add_parser(
+        "replay",
+        add_help=False,
+        help="run a trace saved by 'pagemap check --save-trace' again (see "
+        "'pagemap replay --help')",
+    )
+    replay.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     ver = sub.add_parser(
         "verify",
         help="run every proof, CrossHair check, scenario and test; one summary table",
@@ -59,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep = sub.add_parser(
         "report",
-        help="build the review document build/report/index.html (runs pagemap verify)",
+        help="build the review document build/report/index.html (runs pagemap verify "
+        "unless given --from-json)",
         description="Build the self-contained HTML review document from spec/ and a fresh "
         "verification run.",
     )
@@ -79,15 +87,18 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _check(argv: list[str]) -> int:
+def _check(argv: list[str], command: str = "check") -> int:
     try:
-        from pagemap.checker.command import main_check
+        if command == "replay":
+            from pagemap.checker.replay import main_replay as main_fn
+        else:
+            from pagemap.checker.command import main_check as main_fn
     except ImportError as exc:
-        print(f"pagemap check: error: the checker cannot be loaded ({type(exc).__name__}: {exc})",
-              file=sys.stderr)
+        print(f"pagemap {command}: error: the checker cannot be loaded "
+              f"({type(exc).__name__}: {exc})", file=sys.stderr)
         return EX_SOFTWARE
     try:
-        return int(main_check(argv))
+        return int(main_fn(argv))
     except SystemExit as exc:  # e.g. the checker's own --help
         return _exit_code(exc)
 
@@ -95,6 +106,9 @@ def _check(argv: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # before or after a search (the checker reports its own)
+        print("pagemap: interrupted (Ctrl-C)", file=sys.stderr)
+        return 4
     except BrokenPipeError:
         # `pagemap check ... | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -103,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["check"]:
+    if args[:1] in (["check"], ["replay"]):
         # argparse would reject the checker's options; pass them through as they are
-        return _check(args[1:])
+        return _check(args[1:], args[0])
     try:
         ns = build_parser().parse_args(args)
     except UsageError as exc:
@@ -113,8 +127,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     except SystemExit as exc:  # --help
         return _exit_code(exc)
-    if ns.command == "check":
-        return _check(list(ns.args))
+    if ns.command in ("check", "replay"):
+        return _check(list(ns.args), ns.command)
     if ns.command == "report":
         from pagemap.report.build import run_report
 

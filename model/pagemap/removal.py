@@ -308,7 +308,9 @@ def rm_p2_lock(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_remove_contig", "p2_read",
-           "__pm_mark_not_present: if PAGE_PRESENT(*pte) && PG_REMOVAL ...")
+           "__pm_mark_not_present: if PAGE_PRESENT(*pte) && PG_REMOVAL ...",
+           fixed={"atomic-pte-update": "__pm_mark_not_present: if PAGE_PRESENT(*pte) && "
+                  "PG_REMOVAL: atomic_and(pte, ~PTE_P)"})
 def rm_p2_read(m: Machine, t: ThreadView) -> object:
     p, k = _vmr_proc(m, t), t["rm_k"]
     pte = m.pte(p, k)
@@ -398,7 +400,9 @@ def rm_p3_lock(m: Machine, t: ThreadView) -> object:
 
 
 @CODE.step("pm_remove_contig", "p3_read",
-           "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: if (*pte) && PG_REMOVAL ...")
+           "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: if (*pte) && PG_REMOVAL ...",
+           fixed={"atomic-pte-update": "__pm_mark_dirty_pgs_unmap / __pm_mark_unmap: "
+                  "if (*pte) && PG_REMOVAL: old = xchg(pte, 0)"})
 def rm_p3_read(m: Machine, t: ThreadView) -> object:
     p, k = _vmr_proc(m, t), t["rm_k"]
     pte = m.pte(p, k)

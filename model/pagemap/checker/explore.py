@@ -96,6 +96,7 @@ class Explorer:
         #: actor -(c + 1) is the flush landing on core c.
         self.actors = [(t, -1) for t in range(self.nthreads)]
         self.actors += [(-(c + 1), off) for c, off in self.layout.flush.items()]
+        self._search: tuple = (None, [], array("i", [0]))
 
     # -- one transition ----------------------------------------------------------
     def step(self, state: tuple[int, ...], t: int, branch: int = 0) -> tuple[int, ...] | None:
@@ -236,6 +237,17 @@ class Explorer:
     def finished(self, state: tuple[int, ...]) -> bool:
         return all(state[b] == DONE_PC for b in self.layout.thread0)
 
+    # -- what the last search stored (coverage; what a Ctrl-C had explored) --------------
+    def stored_states(self):
+        """The states the last (or interrupted) search stored, in BFS order."""
+        store, keys, _ = self._search
+        return (store.state(k)[0] for k in keys)
+
+    def progress_so_far(self) -> tuple[int, int]:
+        """(states stored, depth of the deepest one) of the last search."""
+        _, keys, depth = self._search
+        return len(keys), depth[len(depth) - 1]
+
     # -- the search -----------------------------------------------------------------
     def explore(
         self,
@@ -256,6 +268,7 @@ class Explorer:
         transitions = 0
         last_report = start
         head = 0
+        self._search = (store, keys, depth)  # read by stored_states / progress_so_far
 
         def outcome(verdict: str, **kw) -> Outcome:
             return Outcome(

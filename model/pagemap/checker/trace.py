@@ -4,95 +4,45 @@ scripts (JSON), from the path the explorer returns."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pagemap.checker.explore import Move, Outcome
-from pagemap.machine import PROC_STATE_NAMES, Layout, tlb_dirty, tlb_ppn, tlb_writable
-from pagemap.pageflags import PGSHIFT, pg_names, pte_names
-from pagemap.slot import flags_shift, refcnt_shift
-from pagemap.vmr import MAP_LOCKED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE
+from pagemap.checker.values import (
+    describe_initial,
+    fmt_value,
+    notes_for,
+    numbering,
+    shown,
+    state_values,
+)
+from pagemap.machine import Layout
 
 
 @dataclass
 class TraceStep:
     thread: str
-    where: str  # "function.label": the model's step, named after the C function
-    step: str  # "function: statement"
-    changed: dict[str, str]
+    where: str  # "function.label": the model's step id, named after the C function
+    step: str  # "function: statement", as the running variant performs it
+    changed: dict[str, str]  # name -> "before -> after", for people
     notes: list[str]
     violation: str | None = None
+    values: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (before, after)
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"thread": self.thread, "step": self.step, "changed": self.changed}
+    def to_json(self, layout: Layout | None = None) -> dict[str, Any]:
+        ident = "tlbflush" if self.where == FLUSH_WHERE else self.where
+        d: dict[str, Any] = {"thread": self.thread, "id": ident, "step": self.step,
+                             "changed": self.changed}
+        d["changes"] = {
+            name: {"before": (fmt_value(layout, name, a) if layout else a),
+                   "after": (fmt_value(layout, name, b) if layout else b),
+                   "before_value": a, "after_value": b}
+            for name, (a, b) in self.values.items()}
         if self.notes:
             d["notes"] = self.notes
         if self.violation:
             d["violation"] = self.violation
         return d
-
-
-def fmt_slot(w: int, bits: int) -> str:
-    if w == 0:
-        return "0"
-    ref = w >> refcnt_shift(bits)
-    rm = (w >> flags_shift(bits)) & 1
-    ppn = w & ((1 << flags_shift(bits)) - 1)
-    return f"ref={ref}{' REMOVAL' if rm else ''} page={ppn}"
-
-
-def _bits(value: int, names: tuple[tuple[int, str], ...]) -> str:
-    out = [n for b, n in names if value & b]
-    return "|".join(out) if out else "0"
-
-
-_VM_FLAGS = ((MAP_SHARED, "SHARED"), (MAP_PRIVATE, "PRIVATE"), (MAP_LOCKED, "LOCKED"),
-             (MAP_POPULATE, "POPULATE"))
-_VM_PROT = ((PROT_READ, "READ"), (PROT_WRITE, "WRITE"))
-
-
-def fmt_value(layout: Layout, name: str, value: int) -> str:
-    if name.startswith("slot["):
-        return fmt_slot(value, layout.cfg.word_bits)
-    owner, _, field = name.rpartition(".")
-    if owner in layout.rec_name:  # a VMR record's field
-        if field in ("base", "end"):
-            return f"vpn {value >> PGSHIFT:#x}" if value else "0"
-        if field == "foff":
-            return f"file page {value >> PGSHIFT}"
-        if field == "flags":
-            return _bits(value, _VM_FLAGS)
-        if field == "prot":
-            return _bits(value, _VM_PROT)
-        if field == "on_pm":
-            return f"#{value} on pm_vmrs" if value else "not on pm_vmrs"
-        return str(value)
-    if field == "flags":
-        return pg_names(value)
-    if ".pte[" in name:
-        return pte_names(value)
-    if ".tlb[" in name:
-        if not value:
-            return "-"
-        return (f"page{tlb_ppn(value)}{' dirty' if tlb_dirty(value) else ''}"
-                f"{'' if tlb_writable(value) else ' read-only'}")
-    if name.endswith("_lock") or field == "occ" or field == "inkern":
-        return "free" if value == 0 else f"held by {layout.cfg.threads[value - 1].name}"
-    if field == "cpu":
-        return "user mode" if value == 0 else f"kernel on {layout.cfg.cores[value - 1].name}"
-    if field == "state" and owner in {p.name for p in layout.cfg.processes}:
-        return PROC_STATE_NAMES.get(value, str(value))
-    if name.endswith(".holds"):
-        return "-" if value == 0 else f"slot {value - 1}"
-    return str(value)
-
-
-def _shown(layout: Layout, k: int) -> bool:
-    """Shared state and the ghost 'holds'; not program counters or registers."""
-    for base, size in zip(layout.thread0, layout.thread_sizes, strict=True):
-        if base <= k < base + size:
-            return k - base == layout.fixed_reg["holds"]
-    return True
 
 
 def _routine(layout: Layout, k: int, x: int, y: int) -> bool:
@@ -108,18 +58,24 @@ def _routine(layout: Layout, k: int, x: int, y: int) -> bool:
     return layout.names[k].endswith(".inkern")
 
 
-def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]) -> dict[str, str]:
-    out = {}
+def diff(layout: Layout, a: tuple[int, ...], b: tuple[int, ...]
+         ) -> tuple[dict[str, str], dict[str, tuple[int, int]]]:
+    """The shown values that differ: as text, and as (before, after) ints."""
+    text, raw = {}, {}
     for k, (x, y) in enumerate(zip(a, b)):
-        if x != y and _shown(layout, k) and not _routine(layout, k, x, y):
+        if x != y and shown(layout, k) and not _routine(layout, k, x, y):
             name = layout.names[k]
-            out[name] = f"{fmt_value(layout, name, x)} -> {fmt_value(layout, name, y)}"
-    return out
+            text[name] = f"{fmt_value(layout, name, x)} -> {fmt_value(layout, name, y)}"
+            raw[name] = (x, y)
+    return text, raw
+
+
+FLUSH_WHERE = "tlbflush (IPI)"  # the step name of a flush landing, for people
 
 
 def _describe(layout: Layout, move: Move) -> tuple[str, str]:
     if move.flush:
-        return "tlbflush (IPI)", "tlbflush: the IPI from proc_tlbshootdown lands on this core"
+        return FLUSH_WHERE, "tlbflush: the IPI from proc_tlbshootdown lands on this core"
     st = layout.steps[move.pcs[0]]
     assert st is not None
     text = st.text(layout.cfg.fixes)
@@ -142,8 +98,9 @@ def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
     for (s, move), nxt in itertools.pairwise(path):
         assert move is not None
         func, text = _describe(layout, move)
+        changed, raw = diff(layout, s, nxt[0])
         steps.append(TraceStep(actor_name(layout, move), func, text,
-                               diff(layout, s, nxt[0]), list(move.notes)))
+                               changed, list(move.notes), values=raw))
     _, fmove = outcome.final
     if fmove is not None:
         func, text = _describe(layout, fmove)
@@ -154,27 +111,108 @@ def build(layout: Layout, outcome: Outcome) -> list[TraceStep]:
     return steps
 
 
-def render_table(layout: Layout, steps: list[TraceStep], width: int = 34) -> str:
-    """One column per thread, one row per step; changes to the right."""
+def initial_state_of(outcome: Outcome) -> tuple[int, ...] | None:
+    """The state a trace starts from (the first state of its path)."""
+    return outcome.path[0][0] if outcome.path else None
+
+
+WIDTH = 100  # the text trace fits this many columns
+DETAIL = 7  # indent of a step's statement and changes
+
+
+def wrap(text: str, indent: int, width: int = WIDTH) -> list[str]:
+    room = width - indent
+    words, lines, cur = text.split(" "), [], ""
+    for w in words:
+        while len(w) > room:  # a token longer than a line is cut
+            if cur:
+                lines.append(cur)
+                cur = ""
+            lines.append(w[:room])
+            w = w[room:]
+        if cur and len(cur) + 1 + len(w) > room:
+            lines.append(cur)
+            cur = "  " + w  # continuation lines are indented a little more
+        else:
+            cur = f"{cur} {w}" if cur else w
+    if cur:
+        lines.append(cur)
+    return [" " * indent + ln for ln in lines]
+
+
+def say(text: str) -> None:
+    """Print a line of output wrapped to the trace's width."""
+    print("\n".join(wrap(text, 0)))
+
+
+def render_table(layout: Layout, steps: list[TraceStep], width: int = WIDTH) -> str:
+    """One column per thread for the step's name, one row per step; the
+    statement and the values it changed on the lines below, within ``width``."""
     names = [t.name for t in layout.cfg.threads]
     col = {n: i for i, n in enumerate(names)}
-
-    def cell(text: str) -> str:
-        return text[: width - 1].ljust(width)
-
-    lines = ["  # " + "".join(cell(n) for n in names) + "changed"]
-    lines.append("  " + "-" * (2 + width * len(names) + 30))
+    colw = max(12, (width - 5) // max(1, len(names)))
+    head = "   # " + "".join(n[: colw - 1].ljust(colw) for n in names)
+    lines = [head.rstrip(), "-" * min(width, max(len(head), 40))]
     for n, st in enumerate(steps, 1):
-        cells = [""] * len(names)
-        cells[col[st.thread]] = st.where
-        row = f"{n:3d} " + "".join(cell(c) for c in cells)
-        changes = [f"{k}: {v}" for k, v in st.changed.items()] + [f"({x})" for x in st.notes]
-        lines.append(row + (changes[0] if changes else ""))
-        stmt = " " * 4 + " " * (width * col[st.thread]) + "  " + st.step.split(": ", 1)[-1]
-        for c in changes[1:]:
-            lines.append(" " * (4 + width * len(names)) + c)
-        lines.append(stmt)
+        x = 5 + colw * col.get(st.thread, 0)
+        x = max(5, min(x, width - len(st.where)))  # a long name near the edge moves left
+        lines.append(f"{n:4d}".ljust(x) + st.where)
+        lines += wrap(st.step.split(": ", 1)[-1], DETAIL, width)
+        for k, v in st.changed.items():
+            lines += wrap(f"{k}: {v}", DETAIL + 2, width)
+        for note in st.notes:
+            lines += wrap(f"({note})", DETAIL + 2, width)
         if st.violation:
-            lines.append(f"    >>> VIOLATION {st.violation}")
+            lines += wrap(f">>> VIOLATION {st.violation}", 4, width)
     return "\n".join(lines)
 
+
+def render_initial(layout: Layout, state: tuple[int, ...], width: int = WIDTH) -> str:
+    """The starting state and the numbering of names, before a trace."""
+    lines = ["initial state (before step 1):"]
+    for line in describe_initial(layout, state):
+        lines += wrap(line, 2, width)
+    lines.append("names:")
+    for line in numbering(layout):
+        lines += wrap(line, 2, width)
+    return "\n".join(lines)
+
+
+def trace_notes(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None
+                ) -> list[str]:
+    """Notes on values that need one (the NULL-page slot word, the initial
+    negative file data), only for those that appear in the trace."""
+    seen = [(k, v) for st in steps for k, ab in st.values.items() for v in ab]
+    if state is not None:
+        seen += [(layout.names[k], v) for k, v in enumerate(state) if shown(layout, k)]
+    return notes_for(layout, seen)
+
+
+def picture_lines(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None
+                  ) -> list[str]:
+    """What a swimlane shows above the steps: the initial state, the
+    numbering of names, and the notes on values."""
+    if state is None:
+        return []
+    return (describe_initial(layout, state) + numbering(layout)
+            + [f"values: {n}" for n in trace_notes(layout, steps, state)])
+
+
+def render_notes(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None) -> str:
+    """The notes on values, as the last lines of a text trace."""
+    notes = trace_notes(layout, steps, state)
+    return "\n".join(["values:"] + [ln for n in notes for ln in wrap(n, 2)]) if notes else ""
+
+
+def render_text(layout: Layout, steps: list[TraceStep], state: tuple[int, ...] | None) -> str:
+    """The whole text trace: starting state, the steps, the footnotes."""
+    parts = [render_initial(layout, state)] if state is not None else []
+    parts.append(render_table(layout, steps))
+    notes = render_notes(layout, steps, state)
+    if notes:
+        parts.append(notes)
+    return "\n".join(parts)
+
+
+def initial_json(layout: Layout, state: tuple[int, ...] | None) -> dict[str, str]:
+    return {} if state is None else state_values(layout, state)

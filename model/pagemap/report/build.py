@@ -1,9 +1,9 @@
 """`pagemap report`: the static review document, build/report/index.html.
 
 Not a model of any C function. By default it runs every collector of
-`pagemap verify` afresh (what `make report` does); ``--from-json FILE``
-reuses the output of an earlier `pagemap verify --json` so the document
-builds in seconds. The findings' traces are always computed afresh (they
+`pagemap verify` afresh; ``--from-json FILE`` reuses the output of an earlier
+`pagemap verify --json` (what `make report` does, with build/verify.json from
+`make verify-json`) so the document builds in seconds, and says so. The findings' traces are always computed afresh (they
 take well under a second). The document is one self-contained HTML file:
 inline CSS, inline SVG, no script, nothing fetched from the network.
 
@@ -140,6 +140,13 @@ def run_report(from_json: str | None = None, out: str | None = None,
     except ReportError as exc:
         print(f"pagemap report: {exc}", file=err)
         return 2
+    if from_json:
+        print(f"pagemap report: reusing the verification results of {v.source}; not running "
+              "pagemap verify (make verify-json refreshes them)", file=err)
+        head = _git("log", "-1", "--format=%ct")
+        if head and head.isdigit() and int(head) > Path(from_json).stat().st_mtime:
+            print(f"pagemap report: note: {from_json} is older than the last commit",
+                  file=err)
     path, views, groups = build_report(v, Path(out) if out else DEFAULT_OUT, err)
     bad_findings = [fv.finding.id for fv in views if not fv.as_expected]
     # removal proofs the report ran itself are not among v's records

@@ -93,7 +93,23 @@ def load_json(path: Path) -> Verification:
     records = [_record(d, n) for n, d in enumerate(data["checks"], 1)]
     seconds = sum(r.seconds for r in records)
     return Verification(records, seconds, f"the JSON file {Path(path).name} "
-                        "(an earlier `pagemap verify --json`)", False)
+                        f"(an earlier `pagemap verify --json`, {written(Path(path))})", False)
+
+
+def age(seconds: float) -> str:
+    """'5 minutes', '3 hours', '2 days'."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def written(path: Path, now: float | None = None) -> str:
+    """When a file was written, and how long ago: 'written 2014-02-27 10:00, 3 hours ago'."""
+    mtime = path.stat().st_mtime
+    ago = (time.time() if now is None else now) - mtime
+    return f"written {time.strftime('%Y-%m-%d %H:%M', time.localtime(mtime))}, {age(ago)} ago"
 
 
 # -- findings --------------------------------------------------------------------
@@ -108,6 +124,7 @@ class FindingView:
     states: int = 0
     seconds: float = 0.0
     lanes: list[tuple[str, str]] = field(default_factory=list)  # (thread, about)
+    initial: list[str] = field(default_factory=list)  # the starting state, for people
     error: str = ""
 
     @property
@@ -116,38 +133,22 @@ class FindingView:
                 and self.invariant == self.finding.invariant and bool(self.steps))
 
 
-def _op_text(cfg: Any, op: Any) -> str:
-    if op.op in ("write", "read"):
-        return f"{op.op} {cfg.vmrs[op.vmr].name}[{op.page}]"
-    if op.op == "munmap":
-        return f"munmap {cfg.vmrs[op.vmr].name}"
-    if op.op == "remove":
-        return f"remove({op.index}, {op.count})"
-    return f"{op.op}({op.index})"
-
-
-def _lanes(cfg: Any) -> list[tuple[str, str]]:
-    out = []
-    for th in cfg.threads:
-        where = cfg.processes[th.proc].name + ": " if th.proc >= 0 else "kernel: "
-        out.append((th.name, where + ", ".join(_op_text(cfg, op) for op in th.ops)))
-    return out
-
-
 def finding_view(f: Finding) -> FindingView:
     """The isolated variant's shortest trace of one finding; errors become text."""
     from pagemap.checker.explore import Explorer
     from pagemap.checker.scenario import load
-    from pagemap.checker.trace import build
+    from pagemap.checker.trace import build, initial_state_of, picture_lines
+    from pagemap.checker.values import thread_lines
 
     view = FindingView(f)
     start = time.perf_counter()
     try:
         cfg = load(f.path, f.isolated_variant)
-        view.lanes = _lanes(cfg)
+        view.lanes = thread_lines(cfg)
         ex = Explorer(cfg)
         out = ex.explore(progress=False)
         view.steps = build(ex.layout, out)
+        view.initial = picture_lines(ex.layout, view.steps, initial_state_of(out))
         view.verdict, view.invariant, view.states = out.verdict, out.invariant, out.states
     except Exception as exc:  # noqa: BLE001 -- shown in the document, not fatal
         last = traceback.extract_tb(exc.__traceback__)[-1:]

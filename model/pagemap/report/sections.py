@@ -220,7 +220,7 @@ def finding(v: Verification, fv: FindingView, prose: str, ctx: md.Context) -> st
     else:
         lanes = [swimlane.Lane(name, about) for name, about in fv.lanes]
         svg = swimlane.render(fv.steps, lanes, ident=f"swim-{f.id}",
-                              title=f"{f.id}: {f.title}")
+                              title=f"{f.id}: {f.title}", initial=fv.initial)
         figure = f"""<figure class="swim">
 <figcaption>Shortest trace of <code>{esc(cmd)}</code>: {len(fv.steps)} steps,
 {fv.states} states explored. The trace has every other fix switched on, so it shows this

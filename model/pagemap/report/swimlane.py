@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pagemap.checker.trace import TraceStep
+from pagemap.checker.trace import FLUSH_WHERE, TraceStep
 
 #: Width the diagram aims for: the report's content column at 1280 px.
 TARGET_WIDTH = 1180
@@ -33,7 +33,6 @@ CHAR = 0.6  # width of a monospace character, in em
 MONO = "monospace"
 SANS = "sans-serif"
 
-FLUSH_WHERE = "tlbflush (IPI)"  # TraceStep.where of a flush landing (trace._describe)
 
 _INVALID_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
@@ -163,12 +162,13 @@ class _Row:
     h: float = 0.0
 
 
-def _layout(steps: Sequence[TraceStep], lanes: list[Lane], g: Geometry) -> list[_Row]:
+def _layout(steps: Sequence[TraceStep], lanes: list[Lane], g: Geometry,
+            top: float = HEADER_H + 10) -> list[_Row]:
     index = {ln.name: i for i, ln in enumerate(lanes)}
     inner = g.lane_w - 16 - 2 * PAD
     banner_chars = _chars(g.width - GUTTER - 24, TEXT_PX + 1)
     rows = []
-    y = HEADER_H + 10
+    y = top
     for n, st in enumerate(steps, 1):
         label = wrap(st.where, _chars(inner, LABEL_PX))
         text = wrap(_statement(st), _chars(inner, TEXT_PX), indent=1)
@@ -323,15 +323,42 @@ def lanes_of(steps: Sequence[TraceStep], lanes: Sequence[Lane] | None) -> list[L
     return out or [Lane("?")]
 
 
+def _initial_lines(initial: Sequence[str], g: Geometry) -> list[str]:
+    chars = _chars(g.width - GUTTER - 32, TEXT_PX)
+    return [ln for item in initial for ln in wrap(item, chars, indent=2)]
+
+
+def _initial_block(lines: list[str], g: Geometry) -> tuple[list[str], float]:
+    """The starting state, a grey box across the lanes under their headers."""
+    if not lines:
+        return [], 0.0
+    top = HEADER_H + 6
+    h = 2 * PAD + 16 + len(lines) * TEXT_LH
+    w = g.width - GUTTER - 8
+    out = ['<g class="initial-state">',
+           (f'<rect x="{GUTTER:.1f}" y="{top:.1f}" width="{w:.1f}" height="{h:.1f}" rx="5" '
+            f'fill="#f4f5f7" stroke="{LINE}"/>'),
+           _text(GUTTER + 12, top + PAD + 12, "initial state (before step 1)", 12, SANS,
+                 weight="bold", fill=INK)]
+    ty = top + PAD + 16 + TEXT_LH - 2
+    for line in lines:
+        out.append(_text(GUTTER + 12, ty, line, TEXT_PX, fill=INK))
+        ty += TEXT_LH
+    out.append("</g>")
+    return out, h + 12
+
+
 def render(steps: Sequence[TraceStep], lanes: Sequence[Lane] | None = None,
-           ident: str = "trace", title: str = "") -> str:
-    """One ``<svg>`` element: the swimlane of ``steps``.
+           ident: str = "trace", title: str = "", initial: Sequence[str] = ()) -> str:
+    """One ``<svg>`` element: the swimlane of ``steps``, under a box with the
+    ``initial`` state's lines when given.
 
     ``ident`` makes the ids inside unique when several diagrams share a page."""
     lane_list = lanes_of(steps, lanes)
     g = geometry(len(lane_list))
-    rows = _layout(steps, lane_list, g)
-    height = (rows[-1].y + rows[-1].h if rows else HEADER_H + 10) + 14
+    init_svg, init_h = _initial_block(_initial_lines(initial, g), g)
+    rows = _layout(steps, lane_list, g, HEADER_H + 10 + init_h)
+    height = (rows[-1].y + rows[-1].h if rows else HEADER_H + 10 + init_h) + 14
     marker = f"{ident}-arrow"
     violated = next((st.violation for st in steps if st.violation), None)
     label = title or f"Trace of {len(steps)} steps"
@@ -366,6 +393,7 @@ def render(steps: Sequence[TraceStep], lanes: Sequence[Lane] | None = None,
                      weight="bold", fill=INK))
     out.append(_text(GUTTER + g.lanes * g.lane_w + 12, 41, "name: before → after", 10.5, MONO,
                      fill=MUTED))
+    out.extend(init_svg)
     for row in rows:
         out.append(_text(GUTTER - 6, row.y + PAD + LABEL_PX, f"{row.n}", 11, MONO,
                          fill=MUTED).replace("<text ", '<text text-anchor="end" ', 1))
@@ -375,3 +403,11 @@ def render(steps: Sequence[TraceStep], lanes: Sequence[Lane] | None = None,
         out.extend(_banner(row, g))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def document(steps: Sequence[TraceStep], lanes: Sequence[Lane] | None = None,
+             title: str = "", initial: Sequence[str] = ()) -> str:
+    """A standalone SVG file of the swimlane (`pagemap check --svg FILE`)."""
+    svg = render(steps, lanes, "trace", title, initial)
+    svg = svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n"
