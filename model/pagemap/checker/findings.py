@@ -128,8 +128,32 @@ BLOCK = re.compile(r"^\*\*Shortest trace\*\*.*?(?=\n\n(?!\||- |Initial state|Nam
                    re.MULTILINE | re.DOTALL)
 
 
+SUMMARY_HEAD = ("| id | finding | fix | scenario | seed | fixed | fixed without the fix |\n"
+                "| --- | --- | --- | --- | --- | --- | --- |\n")
+SUMMARY = re.compile(re.escape(SUMMARY_HEAD) + r"(?:\|[^\n]*\n)*")
+
+
+def _result(f: Finding, variant: str) -> str:
+    out = Explorer(load(f.path, variant), contracts=False).explore(progress=False)
+    inv = f" {out.invariant}" if out.invariant else ""
+    return f"{out.verdict}{inv} ({out.states:,} states)"
+
+
+def summary_table() -> str:
+    """The table at the top of spec/findings.md: each finding on seed, fixed and
+    fixed-without-its-fix."""
+    rows = [f"| {f.id} | {f.title} | `{f.fix}` | `scenarios/{f.scenario}` | "
+            f"{_result(f, 'seed')} | {_result(f, 'fixed')} | {_result(f, f.isolated_variant)} |"
+            for f in FINDINGS]
+    return SUMMARY_HEAD + "\n".join(rows) + "\n"
+
+
 def rewrite(text: str) -> str:
-    """spec/findings.md with each finding's trace block regenerated."""
+    """spec/findings.md with the summary table and each finding's trace block
+    regenerated."""
+    text, n = SUMMARY.subn(lambda _m: summary_table(), text, count=1)
+    if n != 1:
+        raise ValueError("spec/findings.md has no summary table")
     parts = re.split(r"^(## F\d+\. [^\n]*\n)", text, flags=re.MULTILINE)
     by_id = {f.id: f for f in FINDINGS}
     for i in range(1, len(parts), 2):
@@ -145,7 +169,7 @@ def rewrite(text: str) -> str:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
         FINDINGS_MD.write_text(rewrite(FINDINGS_MD.read_text()))
-        print(f"rewrote the trace blocks of {FINDINGS_MD}")
+        print(f"rewrote the summary table and the trace blocks of {FINDINGS_MD}")
     else:
         for f in FINDINGS:
             print(f"### {f.id} ({f.isolated_variant})\n")
