@@ -48,6 +48,7 @@ COLLECTORS: tuple[Collector, ...] = (
     Collector("proof", "proofs.__main__:run_all"),
     Collector("crosshair", "proofs.crosshair_checks:run"),
     Collector("scenario", "pagemap.checker.suite:run"),
+    Collector("test", "proofs.backends:run"),
     Collector("test", "pagemap.verify:run_pytest"),
 )
 
