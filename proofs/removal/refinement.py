@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import product
@@ -41,6 +41,7 @@ from proofs.removal import state as st
 from proofs.removal.abstraction import (
     AbstractionError,
     Focus,
+    View,
     abstract,
     foci,
     thread_finished,
@@ -53,39 +54,90 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 
 
+#: An abstract state as a tuple, in the order of ``state.VARS`` (hashable, interned).
+NAMES = tuple(v.name for v in st.VARS)
+Key = tuple[Any, ...]
+
+
+def key_of(a: dict[str, Any]) -> Key:
+    return tuple(a[n] for n in NAMES)
+
+
 class Relations:
-    """The compiled step relations, invariants and init of one variant and word size."""
+    """The compiled step relations, invariants and init of one variant and word size:
+    the system the proofs use (``System(fixes, bits)``, the CMP lemma on), each
+    alternative of each step compiled on its own, so that a match says which one held.
+    Evaluations are memoised per abstract (pre, post) pair: abstract states repeat a
+    great deal more than concrete ones."""
 
     def __init__(self, fixes: Iterable[str], bits: int,
                  replace: dict[str, Callable] | None = None) -> None:
         """``replace``: step name -> builder, a mutated symbolic step (for tests)."""
-        self.sys = System(list(fixes), bits, env_lemmas=False)
+        self.sys = System(list(fixes), bits)
         pre, post = st.make(bits), st.make(bits, "'")
         comp = Compiler()
-        steps = [Step(s.name, s.labels, (replace or {}).get(s.name, s.build))
-                 for s in self.sys.steps()]
-        self.steps: list[tuple[str, Fn]] = [
-            (s.name, comp(self.sys.relation(s, pre, post))) for s in steps]
-        # The steps that declare a concrete step of the model among their labels.
-        self.by_label: dict[str, list[tuple[str, Fn]]] = {}
-        for s, (name, fn) in zip(steps, self.steps, strict=True):
+        self.steps = [Step(s.name, s.labels, (replace or {}).get(s.name, s.build), s.doc)
+                      for s in self.sys.steps()]
+        self.alts: dict[str, list[Fn]] = {
+            s.name: [comp(a) for a in self.sys.alternatives(s, pre, post)] for s in self.steps}
+        #: concrete step name -> the symbolic steps that declare it among their labels
+        self.by_label: dict[str, list[str]] = {}
+        for s in self.steps:
             for label in s.labels:
-                self.by_label.setdefault(label.split(" ")[0], []).append((name, fn))
-        self.exit = dict(self.steps)["tlb_exit"]
+                self.by_label.setdefault(label.split(" ")[0], []).append(s.name)
         self.domain = comp(z3.And(*st.domain(pre)))
         self.invariants = [(i.name, comp(i.formula(self.sys, pre))) for i in INVARIANTS]
         self.init = comp(init(self.sys, pre))
-        self.hits: Counter[str] = Counter()
+        self._match: dict[tuple[Key, Key], tuple[str, int] | None] = {}
+        self._inv: dict[Key, tuple[str, ...]] = {}
+        self._dom: dict[Key, bool] = {}
 
-    def match(self, env: dict[str, Any], label: str = "") -> str | None:
-        """The first step whose relation holds: those declaring the concrete step
-        ``label`` first (so that the counts say which step explained what)."""
-        order = self.by_label.get(label, []) + sorted(self.steps, key=lambda s: -self.hits[s[0]])
-        for name, fn in order:
-            if fn(env):
-                self.hits[name] += 1
-                return name
+    def _first(self, env: dict[str, Any], names: Iterable[str]) -> tuple[str, int] | None:
+        for name in names:
+            for k, fn in enumerate(self.alts[name]):
+                if fn(env):
+                    return name, k
         return None
+
+    def holds(self, name: str, a: dict[str, Any], b: dict[str, Any]) -> int | None:
+        """The first alternative of step ``name`` that holds from a to b."""
+        hit = self._first(_env(a, b), [name])
+        return None if hit is None else hit[1]
+
+    def match(self, a: dict[str, Any], b: dict[str, Any], labels: tuple[str, ...] = (),
+              ka: Key | None = None, kb: Key | None = None) -> tuple[str, int, bool] | None:
+        """(step, alternative, whether the step declares one of ``labels``) for a -> b:
+        the steps declaring the concrete step first, then any other."""
+        ka = key_of(a) if ka is None else ka
+        kb = key_of(b) if kb is None else kb
+        own = [n for lab in labels for n in self.by_label.get(lab, [])]
+        hit = self._match.get((ka, kb), ())
+        if hit == ():
+            env = _env(a, b)
+            hit = self._first(env, own) or self._first(
+                env, [s.name for s in self.steps if s.name not in own])
+            self._match[(ka, kb)] = hit
+        elif hit is not None and hit[0] not in own and own:
+            # memoised under another label: this label's own steps come first
+            hit = self._first(_env(a, b), own) or hit
+        if hit is None:
+            return None
+        return hit[0], hit[1], hit[0] in own
+
+    def broken(self, a: dict[str, Any], k: Key | None = None) -> tuple[str, ...]:
+        """The invariants false in a."""
+        k = key_of(a) if k is None else k
+        out = self._inv.get(k)
+        if out is None:
+            out = tuple(name for name, fn in self.invariants if not fn(a))
+            self._inv[k] = out
+        return out
+
+    def in_domain(self, a: dict[str, Any], k: Key) -> bool:
+        out = self._dom.get(k)
+        if out is None:
+            out = self._dom[k] = bool(self.domain(a))
+        return out
 
 
 def _env(pre: dict[str, Any], post: dict[str, Any]) -> dict[str, Any]:
@@ -102,11 +154,21 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
 class Report:
     scenarios: int = 0
     states: int = 0
+    transitions: int = 0
     pairs: int = 0  # (transition, focus) pairs checked
     stutter: int = 0
     composite: int = 0  # matched as step + tlb_exit
     invariant_checks: int = 0  # (state, focus) pairs the invariants were evaluated on
+    exhaustive: bool = True  # every reachable state of every run was visited
     matched: Counter[str] = field(default_factory=Counter)
+    #: (step, alternative) -> how many (transition, focus) pairs it explained
+    alternatives: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: (concrete step, symbolic step) matched although the symbolic step does not
+    #: declare the concrete one among its labels
+    unlabelled: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: findings.Expected index -> "scenario [variant] step, focus" realising it
+    realised: dict[int, str] = field(default_factory=dict)
+    per_run: list[tuple[str, str, int, int, float]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
     def fail(self, text: str) -> None:
@@ -115,11 +177,18 @@ class Report:
 
 
 class Checker:
-    def __init__(self, report: Report, replace: dict[str, Callable] | None = None) -> None:
+    def __init__(self, report: Report, replace: dict[str, Callable] | None = None,
+                 labels: bool = True) -> None:
+        """``labels``: a match whose step does not declare the concrete step is a
+        failure (else only counted)."""
         self.report = report
         self.replace = replace
+        self.labels = labels
         self.relations: dict[tuple[frozenset[str], int], Relations] = {}
-        self.cache: dict[tuple[tuple[int, ...], Focus], dict[str, Any]] = {}
+        self.cache: dict[tuple[tuple[int, ...], Focus], tuple[dict[str, Any], Key] | None] = {}
+        self.foci: list[Focus] = []  # the current run's
+        #: the Expected entries to look for in the current run (index, entry)
+        self.wanted: list[tuple[int, Any]] = []
 
     def rel(self, cfg: Config) -> Relations:
         key = (cfg.fixes, cfg.word_bits)
@@ -127,35 +196,43 @@ class Checker:
             self.relations[key] = Relations(cfg.fixes, cfg.word_bits, self.replace)
         return self.relations[key]
 
-    def abs(self, layout: Layout, s: tuple[int, ...], f: Focus) -> dict[str, Any] | None:
+    def abs(self, layout: Layout, s: tuple[int, ...], f: Focus
+            ) -> tuple[dict[str, Any], Key] | None:
+        """The abstract state of s for focus f, and its key (memoised per state: the
+        foci of one state share its View)."""
         key = (s, f)
-        if key not in self.cache:
-            try:
-                self.cache[key] = abstract(layout, s, f)
-            except AbstractionError as e:
-                self.report.fail(f"{layout.cfg.name} [{layout.cfg.variant}] "
-                                 f"{f.describe(layout)}: {e}")
-                return None
-        return self.cache[key]
+        hit = self.cache.get(key, ())
+        if hit == ():
+            view = View(layout, s)
+            for g in self.foci:
+                try:
+                    a = abstract(layout, s, g, view)
+                    self.cache[(s, g)] = (a, key_of(a))
+                except AbstractionError as e:
+                    self.report.fail(f"{layout.cfg.name} [{layout.cfg.variant}] "
+                                     f"{g.describe(layout)}: {e}")
+                    self.cache[(s, g)] = None
+            hit = self.cache[key]
+        return hit  # type: ignore[return-value]
 
     def check_state(self, cfg: Config, layout: Layout, s: tuple[int, ...], what: str,
                     fs: list[Focus]) -> None:
         rel = self.rel(cfg)
         for f in fs:
-            a = self.abs(layout, s, f)
-            if a is None:
+            hit = self.abs(layout, s, f)
+            if hit is None:
                 continue
-            if not rel.domain(a):
+            a, ka = hit
+            if not rel.in_domain(a, ka):
                 self.report.fail(f"{what} {f.describe(layout)}: out of the domain: {a}")
             if what == "init" and not rel.init(a):
                 self.report.fail(f"{cfg.name} [{cfg.variant}] {f.describe(layout)}: the "
                                  f"initial state does not satisfy init: {a}")
             if cfg.variant == "fixed":
                 self.report.invariant_checks += 1
-                for name, fn in rel.invariants:
-                    if not fn(a):
-                        self.report.fail(f"{what} {f.describe(layout)}: invariant {name} "
-                                         f"false in a reachable state: {a}")
+                for name in rel.broken(a, ka):
+                    self.report.fail(f"{what} {f.describe(layout)}: invariant {name} "
+                                     f"false in a reachable state: {a}")
 
     def check_transition(self, cfg: Config, layout: Layout, s: tuple[int, ...],
                          t: tuple[int, ...], actor: int, flush: bool, what: str,
@@ -163,33 +240,82 @@ class Checker:
         label = what.split(" ")[-1]
         rel = self.rel(cfg)
         for f in fs:
-            a, b = self.abs(layout, s, f), self.abs(layout, t, f)
-            if a is None or b is None:
+            # E's thread running its last op also empties its TLB ("dispatch")
+            ends = f.u is not None and not flush and thread_finished(layout, s, t, f.u)
+            labels = (label, "dispatch") if ends else (label,)
+            ha, hb = self.abs(layout, s, f), self.abs(layout, t, f)
+            if ha is None or hb is None:
                 continue
+            (a, ka), (b, kb) = ha, hb
             self.report.pairs += 1
-            if a == b:
+            if ka == kb:
                 self.report.stutter += 1
                 continue
-            name = rel.match(_env(a, b), label)
-            if name is None and f.u is not None and not flush and \
-                    thread_finished(layout, s, t, f.u):
-                name = self._composite(rel, a, b)
+            if self.wanted:
+                self._realises(rel, a, b, f"{what}, {f.describe(layout)}")
+            hit = rel.match(a, b, labels, ka, kb)
+            name = None
+            if hit is not None:
+                name = hit[0]
+                self.report.alternatives[(hit[0], hit[1])] += 1
+                if not hit[2]:
+                    self.report.unlabelled[(label, hit[0])] += 1
+                    if self.labels:
+                        self.report.fail(f"{what} {f.describe(layout)}: matched {hit[0]}, "
+                                         f"whose labels do not include {label}")
+            elif ends:
+                name = self._composite(rel, a, b, labels)
             if name is None:
                 self.report.fail(f"{what} {f.describe(layout)}: no symbolic step for "
                                  f"{_diff(a, b)}")
             else:
                 self.report.matched[name] += 1
 
-    def _composite(self, rel: Relations, a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    def _composite(self, rel: Relations, a: dict[str, Any], b: dict[str, Any],
+                   labels: tuple[str, ...]) -> str | None:
         """E's thread finished in this transition: a step, then tlb_exit."""
         for e, ed, ep in product((False, True), repeat=3):
             mid = {**b, "e": e, "ed": ed, "ep": ep}
-            if rel.exit(_env(mid, b)):
-                name = rel.match(_env(a, mid)) if a != mid else "stutter"
-                if name is not None:
+            if rel.holds("tlb_exit", mid, b) is not None:
+                hit = rel.match(a, mid, labels) if a != mid else ("stutter", 0, True)
+                if hit is not None:
                     self.report.composite += 1
-                    return f"{name}+tlb_exit"
+                    if hit[0] != "stutter":
+                        self.report.alternatives[(hit[0], hit[1])] += 1
+                    self.report.alternatives[("tlb_exit", 0)] += 1
+                    return f"{hit[0]}+tlb_exit"
         return None
+
+    def _realises(self, rel: Relations, a: dict[str, Any], b: dict[str, Any],
+                  where: str) -> None:
+        """A concrete transition is the counterexample to induction ``e`` when all
+        invariants hold before it, its step relates the two abstract states, and
+        e's invariant is false after it (the finding's pin too)."""
+        for idx, e in self.wanted:
+            if idx in self.report.realised or rel.broken(a) or e.invariant not in rel.broken(b):
+                continue
+            if rel.holds(e.step, a, b) is not None and pin_holds(rel, e, a, b):
+                self.report.realised[idx] = where
+
+
+def pin_holds(rel: Relations, e: Any, a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Evaluate a finding's pin (a Z3 formula over pre and post) on concrete values."""
+    pre, post = st.make(rel.sys.bits), st.make(rel.sys.bits, "'")
+    formula = z3.substitute(e.pin(rel.sys, pre, post), *_bindings(pre, a), *_bindings(post, b))
+    return z3.is_true(z3.simplify(formula))
+
+
+def _bindings(terms: dict[str, Any], values: dict[str, Any]) -> list[tuple[Any, Any]]:
+    out = []
+    for name, term in terms.items():
+        v = values[name]
+        if z3.is_bool(term):
+            out.append((term, z3.BoolVal(bool(v))))
+        elif z3.is_bv(term):
+            out.append((term, z3.BitVecVal(v, term.size())))
+        else:
+            out.append((term, z3.IntVal(int(v))))
+    return out
 
 
 def _moves(ex: Explorer, s: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], int, bool, str]]:
@@ -208,29 +334,39 @@ def _moves(ex: Explorer, s: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], 
         yield nxt, actor, False, f"{layout.cfg.threads[actor].name} {label}"
 
 
-def check_scenario(checker: Checker, path: Path, variant: str, max_states: int, walks: int,
-                   seed: int = 0, model_replace: dict[str, Callable] | None = None) -> None:
-    """BFS up to ``max_states`` states, then ``walks`` random runs to completion.
-    ``model_replace``: a mutated step of the executable model (for tests)."""
+def check_scenario(checker: Checker, path: Path, variant: str,
+                   max_states: int | None = None, walks: int = 0, seed: int = 0,
+                   model_replace: dict[str, Callable] | None = None) -> bool:
+    """Breadth-first over every reachable state (up to ``max_states``, None: no
+    limit), then ``walks`` random runs to completion; True when the run was
+    exhaustive.  ``model_replace``: a mutated step of the executable model (tests)."""
+    t0 = time.monotonic()
     cfg = load(path, variant)
     ex = Explorer(cfg, contracts=True, merge_local=False, replace=model_replace)
     layout = ex.layout
     fs = list(foci(layout))
+    checker.foci = fs
     name = f"{cfg.name} [{cfg.variant}]"
     init_s = initial_state(layout)
     checker.check_state(cfg, layout, init_s, "init", fs)
     seen = {init_s}
-    frontier = [init_s]
+    frontier = deque([init_s])
     visited = 0
-    while frontier and visited < max_states:
-        s = frontier.pop(0)
+    report = checker.report
+    while frontier and (max_states is None or visited < max_states):
+        s = frontier.popleft()
         visited += 1
         for t, actor, flush, label in _moves(ex, s):
+            report.transitions += 1
             checker.check_transition(cfg, layout, s, t, actor, flush, f"{name} {label}", fs)
             if t not in seen:
                 seen.add(t)
                 checker.check_state(cfg, layout, t, f"{name} state", fs)
                 frontier.append(t)
+        # the abstraction of s is needed again only for transitions into s
+        for f in fs:
+            checker.cache.pop((s, f), None)
+    exhaustive = not frontier
     rng = random.Random(seed)
     for _ in range(walks):
         s = init_s
@@ -244,9 +380,13 @@ def check_scenario(checker: Checker, path: Path, variant: str, max_states: int, 
                 seen.add(t)
                 checker.check_state(cfg, layout, t, f"{name} state", fs)
             s = t
-    checker.report.states += len(seen)
-    checker.report.scenarios += 1
+    report.states += len(seen)
+    report.scenarios += 1
+    report.exhaustive &= exhaustive
+    report.per_run.append((path.stem, cfg.variant, len(seen), len(fs),
+                           round(time.monotonic() - t0, 2)))
     checker.cache.clear()
+    return exhaustive
 
 
 #: Scenarios of this package that exercise steps the suite does not (refinement only).
@@ -258,25 +398,59 @@ def all_scenarios() -> list[Path]:
 
 
 def run(paths: Iterable[Path] | None = None, variants: Iterable[str] = ("seed", "fixed"),
-        max_states: int = 1500, walks: int = 25, budget_s: float | None = None) -> Report:
+        max_states: int | None = None, walks: int = 0, budget_s: float | None = None,
+        findings: bool = True) -> Report:
+    """Every scenario on each variant, exhaustively by default; then, with
+    ``findings``, each finding's scenarios on fixed-without-FIX, looking for a
+    concrete transition that realises each expected counterexample."""
     report = Report()
     checker = Checker(report)
     start = time.monotonic()
     for path in paths or all_scenarios():
         for variant in variants:
             if budget_s is not None and time.monotonic() - start > budget_s:
+                report.exhaustive = False
                 return report
             check_scenario(checker, path, variant, max_states, walks)
+    if findings:
+        realise_findings(checker, max_states)
     return report
+
+
+def realise_findings(checker: Checker, max_states: int | None = None) -> None:
+    """Run each finding's checker scenarios on fixed-without-FIX (and the whole
+    suite's finding scenarios on seed, already done by ``run``) and record, for
+    every expected counterexample, the first concrete transition realising it.
+    Refinement failures past the first broken invariant are not this search's
+    business (the CMP lemma no longer holds there), so they are not reported."""
+    from proofs.removal.findings import EXPECTED, checker_scenarios
+
+    for finding in sorted({e.finding for e in EXPECTED}):
+        fix = next(e.fix for e in EXPECTED if e.finding == finding)
+        wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == finding]
+        sub = Report()
+        inner = Checker(sub, labels=False)
+        inner.relations = checker.relations
+        inner.wanted = wanted
+        for path in checker_scenarios(finding) + sorted(EXTRA.glob("*.toml")):
+            check_scenario(inner, path, f"fixed-without-{fix}", max_states)
+        checker.report.realised.update(sub.realised)
+        checker.report.states += sub.states
+        checker.report.per_run.extend(sub.per_run)
 
 
 if __name__ == "__main__":
     t0 = time.monotonic()
     r = run()
-    print(f"{r.scenarios} runs, {r.states} states, {r.pairs} pairs ({r.stutter} stutter, "
-          f"{r.composite} composite), {r.invariant_checks} invariant checks, "
-          f"{time.monotonic() - t0:.1f} s")
+    print(f"{r.scenarios} runs, {r.states} states, {r.transitions} transitions, {r.pairs} "
+          f"pairs ({r.stutter} stutter, {r.composite} composite), {r.invariant_checks} "
+          f"invariant checks, exhaustive {r.exhaustive}, {time.monotonic() - t0:.1f} s")
     for name, n in sorted(r.matched.items()):
         print(f"  {name}: {n}")
+    for (lab, name), n in sorted(r.unlabelled.items()):
+        print(f"  UNLABELLED {lab} -> {name}: {n}")
+    for run_ in r.per_run:
+        print("  run", *run_)
+    print("realised:", r.realised)
     for fail in r.failures:
         print("FAIL", fail)
