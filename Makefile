@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup verify test proofs crosshair check report bench lint
+.PHONY: setup verify test proofs crosshair check report bench lint mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,9 +32,14 @@ check: $(STAMP)
 report: $(STAMP)
 	$(BIN)/pagemap report
 
+# Mutation testing with cosmic-ray (about an hour on 2 cores; not part of `make test`).
+# MUTATE_ARGS: e.g. --modules fileio or --limit 40 for a sample.
+mutate: $(STAMP)
+	nice -n 10 $(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pagemap.checker.bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check model proofs tests
+	$(BIN)/ruff check model proofs tests tools
 	$(BIN)/mypy model/pagemap

@@ -113,6 +113,7 @@ def test_registry_is_a_tuple_of_the_collectors_in_kind_order() -> None:
     assert kinds == sorted(kinds, key=KINDS.index)
     assert [c.target for c in verify.COLLECTORS] == [
         "proofs.__main__:run_all",
+        "proofs.removal.refinement:collect",
         "proofs.crosshair_checks:run",
         "pagemap.checker.suite:run",
         "proofs.backends:run",

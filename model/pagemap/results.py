@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("proof", "crosshair", "scenario", "test")
+KINDS = ("proof", "refinement", "crosshair", "scenario", "test")
 RESULTS = ("proved", "counterexample", "pass", "violation", "incomplete", "error", "bounded")
 
 #: Results that meet an expectation other than themselves.  ``bounded`` is a

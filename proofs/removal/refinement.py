@@ -20,6 +20,7 @@ step of the C.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import Counter, deque
@@ -74,6 +75,7 @@ class Relations:
                  replace: dict[str, Callable] | None = None) -> None:
         """``replace``: step name -> builder, a mutated symbolic step (for tests)."""
         self.sys = System(list(fixes), bits)
+        self.variant = self.sys.variant
         pre, post = st.make(bits), st.make(bits, "'")
         comp = Compiler()
         self.steps = [Step(s.name, s.labels, (replace or {}).get(s.name, s.build), s.doc)
@@ -168,10 +170,18 @@ class Report:
     unlabelled: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: findings.Expected index -> "scenario [variant] step, focus" realising it
     realised: dict[int, str] = field(default_factory=dict)
-    per_run: list[tuple[str, str, int, int, float]] = field(default_factory=list)
+    #: (scenario, variant, states, foci, seconds, failures, exhaustive)
+    per_run: list[tuple[str, str, int, int, float, int, bool]] = field(default_factory=list)
+    #: (variant, step, alternative) of every system the runs used
+    all_alternatives: set[tuple[str, str, int]] = field(default_factory=set)
+    #: (variant, step, alternative) that explained some (transition, focus) pair
+    hit: set[tuple[str, str, int]] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
+    nfail: int = 0
+    finding_states: int = 0  # states of the fixed-without-FIX runs that look for findings
 
     def fail(self, text: str) -> None:
+        self.nfail += 1
         if len(self.failures) < 50 and text not in self.failures:
             self.failures.append(text)
 
@@ -258,6 +268,7 @@ class Checker:
             if hit is not None:
                 name = hit[0]
                 self.report.alternatives[(hit[0], hit[1])] += 1
+                self.report.hit.add((cfg.variant, hit[0], hit[1]))
                 if not hit[2]:
                     self.report.unlabelled[(label, hit[0])] += 1
                     if self.labels:
@@ -282,7 +293,9 @@ class Checker:
                     self.report.composite += 1
                     if hit[0] != "stutter":
                         self.report.alternatives[(hit[0], hit[1])] += 1
+                        self.report.hit.add((rel.variant, hit[0], hit[1]))
                     self.report.alternatives[("tlb_exit", 0)] += 1
+                    self.report.hit.add((rel.variant, "tlb_exit", 0))
                     return f"{hit[0]}+tlb_exit"
         return None
 
@@ -334,6 +347,26 @@ def _moves(ex: Explorer, s: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], 
         yield nxt, actor, False, f"{layout.cfg.threads[actor].name} {label}"
 
 
+#: Refinement-only scenarios whose VMRs lie on pm_vmrs in another order than the
+#: scenario file can declare (position k holds the declared VMR order[k]).
+PM_VMRS_ORDER: dict[str, tuple[int, ...]] = {"refine-reowe.toml": (0, 2, 1)}
+
+
+def reorder_vmrs(cfg: Config, order: tuple[int, ...]) -> Config:
+    """The configuration with its VMRs (and so pm_vmrs) in ``order``: every index
+    into ``cfg.vmrs`` (processes, ops, prefault) is renumbered."""
+    assert sorted(order) == list(range(len(cfg.vmrs))), order
+    new_of = {old: new for new, old in enumerate(order)}
+    procs = tuple(dataclasses.replace(p, vmrs=tuple(sorted(new_of[v] for v in p.vmrs)))
+                  for p in cfg.processes)
+    threads = tuple(dataclasses.replace(th, ops=tuple(
+        dataclasses.replace(op, vmr=new_of[op.vmr]) if op.vmr >= 0 else op for op in th.ops))
+        for th in cfg.threads)
+    return dataclasses.replace(cfg, processes=procs, threads=threads,
+                               vmrs=tuple(cfg.vmrs[v] for v in order),
+                               prefault=tuple(cfg.prefault[v] for v in order))
+
+
 def check_scenario(checker: Checker, path: Path, variant: str,
                    max_states: int | None = None, walks: int = 0, seed: int = 0,
                    model_replace: dict[str, Callable] | None = None) -> bool:
@@ -341,7 +374,10 @@ def check_scenario(checker: Checker, path: Path, variant: str,
     limit), then ``walks`` random runs to completion; True when the run was
     exhaustive.  ``model_replace``: a mutated step of the executable model (tests)."""
     t0 = time.monotonic()
+    fails0 = checker.report.nfail
     cfg = load(path, variant)
+    if path.name in PM_VMRS_ORDER:
+        cfg = reorder_vmrs(cfg, PM_VMRS_ORDER[path.name])
     ex = Explorer(cfg, contracts=True, merge_local=False, replace=model_replace)
     layout = ex.layout
     fs = list(foci(layout))
@@ -384,7 +420,10 @@ def check_scenario(checker: Checker, path: Path, variant: str,
     report.scenarios += 1
     report.exhaustive &= exhaustive
     report.per_run.append((path.stem, cfg.variant, len(seen), len(fs),
-                           round(time.monotonic() - t0, 2)))
+                           round(time.monotonic() - t0, 2), report.nfail - fails0, exhaustive))
+    rel = checker.rel(cfg)
+    report.all_alternatives.update((rel.variant, name, k) for name, fns in rel.alts.items()
+                                   for k in range(len(fns)))
     checker.cache.clear()
     return exhaustive
 
@@ -435,8 +474,76 @@ def realise_findings(checker: Checker, max_states: int | None = None) -> None:
         for path in checker_scenarios(finding) + sorted(EXTRA.glob("*.toml")):
             check_scenario(inner, path, f"fixed-without-{fix}", max_states)
         checker.report.realised.update(sub.realised)
-        checker.report.states += sub.states
-        checker.report.per_run.extend(sub.per_run)
+        checker.report.finding_states += sub.states
+
+
+# -- pagemap verify ---------------------------------------------------------------------
+
+#: (variant, step, alternative) no concrete transition of the suite can realise, and why.
+#: ``refinement/coverage`` fails when any other alternative of a system the suite uses
+#: is never the one that explains a transition, and when an entry here is exercised
+#: after all (then it must leave this list).
+UNEXERCISED: dict[tuple[str, str, int], str] = {}
+
+#: findings.EXPECTED entries (invariant, step) without a concrete realisation, and why.
+UNREALISED: dict[tuple[str, str], str] = {}
+
+
+def records(report: Report) -> list[Any]:
+    """The refinement rows of `pagemap verify` (kind ``refinement``)."""
+    from pagemap.results import CheckResult
+
+    from proofs.removal.findings import EXPECTED
+
+    out = []
+    for stem, variant, states, nfoci, secs, nfail, exhaustive in report.per_run:
+        result = "violation" if nfail else ("pass" if exhaustive else "incomplete")
+        detail = (f"{'exhaustive' if exhaustive else 'NOT exhaustive'}: {states} states x "
+                  f"{nfoci} foci, {nfail} failures")
+        if nfail:
+            first = next((f for f in report.failures if f.split(" [")[0] and f"[{variant}]" in f
+                          and stem in f), report.failures[0] if report.failures else "")
+            detail += f"; {first}"
+        out.append(CheckResult("refinement", f"refinement/{stem}", result, "pass", secs,
+                               variant=variant, detail=detail))
+    missing = sorted(report.all_alternatives - report.hit - set(UNEXERCISED))
+    stale = sorted(k for k in UNEXERCISED if k in report.hit or k not in report.all_alternatives)
+    cov = "pass" if not missing and not stale else "violation"
+    out.append(CheckResult(
+        "refinement", "refinement/coverage", cov, "pass", 0.0,
+        detail=(f"{len(report.hit)} of {len(report.all_alternatives)} (variant, step, "
+                f"alternative) realised, {len(UNEXERCISED)} allowlisted"
+                + (f"; never realised: {missing[:8]}" if missing else "")
+                + (f"; allowlisted but realised or gone: {stale}" if stale else ""))))
+    unl = sum(report.unlabelled.values())
+    out.append(CheckResult(
+        "refinement", "refinement/labels", "pass" if not unl else "violation", "pass", 0.0,
+        detail=f"{report.pairs - report.stutter} non-stuttering pairs, {unl} matched by a step "
+               "that does not declare the concrete step"
+               + (f": {report.unlabelled.most_common(5)}" if unl else "")))
+    for k, e in enumerate(EXPECTED):
+        key = (e.invariant, e.step)
+        where = report.realised.get(k)
+        why = UNREALISED.get(key)
+        if where is not None:
+            result, detail = "pass", f"{e.finding}: realised by {where}"
+        else:
+            result, detail = "incomplete", f"{e.finding}: no concrete transition realises it"
+            if why:
+                detail += f" ({why})"
+        out.append(CheckResult("refinement", f"refinement/finding/{e.invariant}/{e.step}",
+                               result, "incomplete" if why and where is None else "pass", 0.0,
+                               variant=f"fixed-without-{e.fix}", detail=detail))
+    return out
+
+
+def collect() -> list[Any]:
+    """`pagemap verify`'s refinement collector: the exhaustive run, as records."""
+    t0 = time.monotonic()
+    report = run()
+    out = records(report)
+    out[-1].seconds = round(time.monotonic() - t0 - sum(r[4] for r in report.per_run), 2)
+    return out
 
 
 if __name__ == "__main__":
