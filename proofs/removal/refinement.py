@@ -262,7 +262,7 @@ class Checker:
                 self.report.stutter += 1
                 continue
             if self.wanted:
-                self._realises(rel, a, b, f"{what}, {f.describe(layout)}")
+                self._realises(rel, a, b, labels, f"{what}, {f.describe(layout)}")
             hit = rel.match(a, b, labels, ka, kb)
             name = None
             if hit is not None:
@@ -300,12 +300,18 @@ class Checker:
         return None
 
     def _realises(self, rel: Relations, a: dict[str, Any], b: dict[str, Any],
-                  where: str) -> None:
+                  labels: tuple[str, ...], where: str) -> None:
         """A concrete transition is the counterexample to induction ``e`` when all
-        invariants hold before it, its step relates the two abstract states, and
-        e's invariant is false after it (the finding's pin too)."""
+        invariants hold before it, it is a concrete step that e's step declares, the
+        step's relation holds between the two abstract states, and e's invariant is
+        false after it (the finding's pin too)."""
+        if rel.broken(a):
+            return
+        after = rel.broken(b)
         for idx, e in self.wanted:
-            if idx in self.report.realised or rel.broken(a) or e.invariant not in rel.broken(b):
+            if idx in self.report.realised or e.invariant not in after:
+                continue
+            if not any(e.step in rel.by_label.get(lab, ()) for lab in labels):
                 continue
             if rel.holds(e.step, a, b) is not None and pin_holds(rel, e, a, b):
                 self.report.realised[idx] = where
@@ -442,6 +448,8 @@ def run(paths: Iterable[Path] | None = None, variants: Iterable[str] = ("seed", 
     """Every scenario on each variant, exhaustively by default; then, with
     ``findings``, each finding's scenarios on fixed-without-FIX, looking for a
     concrete transition that realises each expected counterexample."""
+    from proofs.removal.findings import EXPECTED
+
     report = Report()
     checker = Checker(report)
     start = time.monotonic()
@@ -450,28 +458,40 @@ def run(paths: Iterable[Path] | None = None, variants: Iterable[str] = ("seed", 
             if budget_s is not None and time.monotonic() - start > budget_s:
                 report.exhaustive = False
                 return report
+            # seed has every fix off: every expected counterexample may show up there
+            checker.wanted = [(k, e) for k, e in enumerate(EXPECTED)
+                              if k not in report.realised] if findings and \
+                variant == "seed" else []
             check_scenario(checker, path, variant, max_states, walks)
+    checker.wanted = []
     if findings:
         realise_findings(checker, max_states)
     return report
 
 
 def realise_findings(checker: Checker, max_states: int | None = None) -> None:
-    """Run each finding's checker scenarios on fixed-without-FIX (and the whole
-    suite's finding scenarios on seed, already done by ``run``) and record, for
-    every expected counterexample, the first concrete transition realising it.
+    """For every expected counterexample not yet realised (``run`` looks for them in
+    its seed runs), run the finding's checker scenarios, then the refinement-only
+    ones, on fixed-without-FIX and record the first concrete transition realising it.
     Refinement failures past the first broken invariant are not this search's
     business (the CMP lemma no longer holds there), so they are not reported."""
     from proofs.removal.findings import EXPECTED, checker_scenarios
 
     for finding in sorted({e.finding for e in EXPECTED}):
         fix = next(e.fix for e in EXPECTED if e.finding == finding)
-        wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == finding]
+        wanted = [(k, e) for k, e in enumerate(EXPECTED)
+                  if e.finding == finding and k not in checker.report.realised]
+        if not wanted:
+            continue
         sub = Report()
         inner = Checker(sub, labels=False)
         inner.relations = checker.relations
         inner.wanted = wanted
+        # the finding's own scenarios first; the refinement-only ones for what is left
         for path in checker_scenarios(finding) + sorted(EXTRA.glob("*.toml")):
+            inner.wanted = [(k, e) for k, e in wanted if k not in sub.realised]
+            if not inner.wanted:
+                break
             check_scenario(inner, path, f"fixed-without-{fix}", max_states)
         checker.report.realised.update(sub.realised)
         checker.report.finding_states += sub.states
