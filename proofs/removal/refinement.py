@@ -584,11 +584,12 @@ UNEXERCISED: dict[tuple[str, str, int], str] = {}
 #: Measured on the finding's scenarios and the refinement-only ones on fixed-without-FIX;
 #: each needs a scenario the suite does not have yet (spec/removal/index.md, section 5).
 #: A listed entry that the exhaustive seed runs do realise simply passes.
-_NEEDS_P1 = ("needs a store through E's clean entry between munmap pass 1's load and store "
-             "of X: munmap of a VMR while another thread of its process writes it")
+_NEEDS_P1 = ("needs munmap pass 1's plain load and store of another PTE naming P while a "
+             "store through that PTE's clean entry lands in between: two mappings of P in "
+             "the unmapped VMR's process (pass 2 of the remover realises the same effect)")
 UNREALISED: dict[tuple[str, str], str] = {
-    ("dirty-recorded", "mu_p1_write_x"): _NEEDS_P1,
-    ("tlb-dirty-recorded", "mu_p1_write_x"): _NEEDS_P1,
+    ("dirty-recorded", "mu_p1_other"): _NEEDS_P1,
+    ("tlb-dirty-recorded", "mu_p1_other"): _NEEDS_P1,
     ("passes-visit-every-vmr", "fault_install_other"):
         "needs a fault, during the removal, into a VMR that maps the range but not its first "
         "page (skipped by the seed's passes) while the page is not pinned",
