@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 VERIFY_JSON := build/verify.json
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup verify verify-json test proofs crosshair check report bench lint
+.PHONY: setup verify verify-json test proofs crosshair check report bench lint mutate
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,9 +49,14 @@ endif
 	  "(the whole verification, about 11 minutes) or 'make report FRESH=1'"; exit 2; }
 	$(BIN)/pagemap report --from-json $(VERIFY_JSON)
 
+# Mutation testing with cosmic-ray (about an hour on 2 cores; not part of `make test`).
+# MUTATE_ARGS: e.g. --modules fileio or --limit 40 for a sample.
+mutate: $(STAMP)
+	nice -n 10 $(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m pagemap.checker.bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check model proofs tests
+	$(BIN)/ruff check model proofs tests tools
 	$(BIN)/mypy model/pagemap

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pagemap.results import CheckResult, text_table
 
 #: Modules with ``run(word_bits=None) -> list[CheckResult]``: the slot-encoding
-#: lemmas and the removal-phase invariants.
-PROOF_MODULES: tuple[str, ...] = ("proofs.encoding", "proofs.removal")
+#: lemmas, the codec against the C's layout, and the removal-phase invariants.
+PROOF_MODULES: tuple[str, ...] = ("proofs.encoding", "proofs.layout", "proofs.removal")
 
 _COLUMNS = ("theorem", "variant", "bits", "result", "expected", "seconds")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pagemap import radix, slot, vmr
+from pagemap import pageflags, radix, slot, vmr
 from pagemap.pageflags import PGSHIFT
 from pagemap.radix import Radix
 from pagemap.slot import flags_shift, refcnt_shift
@@ -44,6 +44,12 @@ def slot_check_refcnt_by_flags_shift(w: Any, v: Any) -> Any:
 
 def check_refcnt_by_flags_shift(v: int, bits: int) -> int:
     return int(slot_check_refcnt_by_flags_shift(int_word(bits), v))
+
+
+def check_refcnt_halved(v: int, bits: int) -> int:
+    """pm_slot_check_refcnt shifting one bit too far (PM_REFCNT_SHIFT + 1): half the
+    count.  Within 0..2047, so the old range-only postcondition let it through."""
+    return int(int_word(bits).lshr(v, refcnt_shift(bits) + 1))
 
 
 def slot_clear_removal_by_shift(w: Any, v: Any) -> Any:
@@ -87,6 +93,22 @@ def radix_insert_overwrites(t: Radix, key: int, item: int) -> tuple[int, Radix]:
     return 0, Radix(1, tuple(slots))
 
 
+def radix_insert_fresh_leaf(t: Radix, key: int, item: int) -> tuple[int, Radix]:
+    """radix_insert that always hangs a fresh, zeroed leaf (the depth test
+    inverted): the item lands, every neighbouring slot is cleared."""
+    if t.slots[key] != 0:
+        return radix.EEXIST, Radix(1, t.slots)
+    slots = [0] * len(t.slots)
+    slots[key] = item
+    return 0, Radix(1, tuple(slots))
+
+
+def make_pte_drops_flags(ppn: int, bits: int) -> int:
+    """PTE(ppn, flags) masking the flags with 0x3f (the x86 permission and
+    accessed bits): PTE_D (0x40) and everything above it are lost."""
+    return (ppn << PGSHIFT) | (bits & 0x3F)
+
+
 def vmr_has_page_idx_inclusive_end(vmr: VMR, pg_idx: int) -> bool:
     """vmr_has_page_idx with ``<=`` at the end: claims the page one past the VMR."""
     nr_pgs = (vmr.vm_end - vmr.vm_base) >> PGSHIFT
@@ -112,8 +134,14 @@ mut_pm_slot_clear_removal_64 = with_contracts_of(
 mut_pm_slot_set_page_32 = with_contracts_of(slot.pm_slot_set_page, set_page_unmasked, 32)
 mut_pm_slot_dec_refcnt_64 = with_contracts_of(
     slot.pm_slot_dec_refcnt, dec_refcnt_by_refcnt_shift, 64)
+mut_pm_slot_check_refcnt_halved_64 = with_contracts_of(
+    slot.pm_slot_check_refcnt, check_refcnt_halved, 64)
+mut_pm_slot_check_refcnt_halved_32 = with_contracts_of(
+    slot.pm_slot_check_refcnt, check_refcnt_halved, 32)
 mut_radix_insert = with_contracts_of(
     radix.radix_insert, radix_insert_overwrites)
+mut_radix_insert_fresh_leaf = with_contracts_of(radix.radix_insert, radix_insert_fresh_leaf)
+mut_make_pte = with_contracts_of(pageflags.make_pte, make_pte_drops_flags)
 mut_vmr_has_page_idx = with_contracts_of(vmr.vmr_has_page_idx, vmr_has_page_idx_inclusive_end)
 mut_vmr_get_end_idx = with_contracts_of(vmr.vmr_get_end_idx, vmr_get_end_idx_without_base)
 
@@ -131,8 +159,16 @@ MUTANTS: tuple[tuple[str, str, int | None, str], ...] = (
      "does not mask the old ppn out before OR-ing the new one in"),
     ("mut_pm_slot_dec_refcnt_64", "dec_refcnt_by_refcnt_shift", 64,
      "subtracts PM_REFCNT_SHIFT instead of 1 << PM_REFCNT_SHIFT"),
+    ("mut_pm_slot_check_refcnt_halved_64", "check_refcnt_halved", 64,
+     "shifts by PM_REFCNT_SHIFT + 1: half the count"),
+    ("mut_pm_slot_check_refcnt_halved_32", "check_refcnt_halved", 32,
+     "shifts by PM_REFCNT_SHIFT + 1: half the count"),
     ("mut_radix_insert", "radix_insert_overwrites", None,
      "overwrites an occupied slot instead of failing with EEXIST"),
+    ("mut_radix_insert_fresh_leaf", "radix_insert_fresh_leaf", None,
+     "hangs a fresh zeroed leaf: the neighbouring slots are cleared"),
+    ("mut_make_pte", "make_pte_drops_flags", None,
+     "masks the flags with 0x3f: PTE_D is dropped"),
     ("mut_vmr_has_page_idx", "vmr_has_page_idx_inclusive_end", None,
      "<= at the end: one page past the VMR counts as mapped"),
     ("mut_vmr_get_end_idx", "vmr_get_end_idx_without_base", None,

@@ -1,26 +1,23 @@
 """Mutation tests of the protocol (pagemap.checker.mutations, spec/mutations.md).
 
-Every mutation must be killed: its scenario passes on the fixed variant, and
-with the mutated steps the checker reports a violation of the invariant the
-mutation names, after actually running a mutated step.  The survivors are
-checked to survive every mutation scenario, so that spec/mutations.md's
-claims about them stay true; fault-drops-dirty is shown to be killed once the
-lookup window it needs is opened.
+Every mutation is a patch of the model's real source.  Each must be killed: its
+scenario passes on the fixed variant, and with the patched steps the checker
+reports a violation of the invariant the mutation names, after actually running
+a patched step.  The survivors are checked to survive every mutation scenario,
+so that spec/mutations.md's claims about them stay true; fault-drops-dirty is
+shown to be killed once the lookup window it needs is opened.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
-import json
-import os
 from pathlib import Path
 
 import pytest
 from pagemap.checker import mutations as mut
 from pagemap.checker.explore import Outcome
 from pagemap.checker.invariants import INVARIANTS
+from pagemap.checker.patch import Patch, PatchError, apply
 from pagemap.checker.scenario import load
 from pagemap.machine import CODE
 from pagemap.program import build_layout  # noqa: F401  (registers every step in CODE)
@@ -49,17 +46,40 @@ def test_enough_mutations_with_known_scenarios_and_invariants() -> None:
     for m in mut.MUTATIONS.values():
         assert m.scenario_path.is_file(), m.scenario
         assert m.invariant in INVARIANTS, m.invariant
-        assert m.description and m.replace
+        assert m.description and m.patches
 
 
-def test_replaced_steps_exist_and_differ() -> None:
-    tables = [m.replace for m in mut.MUTATIONS.values()]
-    tables += [s.replace for s in mut.SURVIVORS.values()] + [mut.LOCKLESS_WINDOW]
+def test_every_patch_applies_to_the_real_source() -> None:
+    """The drift guard: a mutant is its patches, applied to today's real code; a patch
+    whose text is gone raises, so no mutant can test an old copy of a step."""
+    tables = [m.replace() for m in mut.MUTATIONS.values()]
+    tables += [s.replace() for s in mut.SURVIVORS.values()] + [apply(mut.LOCKLESS_WINDOW)]
     for replace in tables:
+        assert replace
         for name, fn in replace.items():
             assert name in CODE.by_name, f"no step {name} in the program"
             step = CODE.steps[CODE.pc(name)]
             assert step is not None and step.fn is not fn, name
+    names = [m.name for m in mut.MUTATIONS.values()]
+    assert [n for n, *_ in mut.protocol_mutants()] == names
+
+
+def test_a_stale_patch_is_an_error() -> None:
+    stale = Patch("pagemap.pm", "find_cas", "this text is not in find_cas", "x")
+    with pytest.raises(PatchError, match="occurs 0 times"):
+        apply([stale])
+    with pytest.raises(PatchError, match="no function"):
+        apply([Patch("pagemap.pm", "no_such_function", "a", "b")])
+
+
+def test_a_patch_changes_the_step_and_leaves_the_module_alone() -> None:
+    from pagemap import pm
+    before = pm.find_cas
+    [name] = mut.MUTATIONS["find-keeps-removal"].replace()
+    assert name == "pm_find_page.cas" and pm.find_cas is before
+    # a patched helper reaches every step that calls it, in other modules too
+    steps = mut.MUTATIONS["put-wrong-shift"].replace()
+    assert {"file_io.put", "pm_put_page.add", "handle_page_fault.put"} <= set(steps)
 
 
 def test_mutation_scenarios_declare_fixed_pass() -> None:
@@ -74,10 +94,11 @@ def test_mutation_is_killed(name: str, bits: int) -> None:
     m = mut.MUTATIONS[name]
     base = baseline(m.scenario, bits)
     assert base.verdict == "pass", f"{m.scenario} fails without the mutation: {base.message}"
-    out = mut.run(m.replace, m.scenario, bits)
+    replace = m.replace()
+    out = mut.run(replace, m.scenario, bits)
     assert out.verdict == "violation", f"{name} survives {m.scenario}"
     assert out.invariant == m.invariant, f"{name}: {out.invariant}: {out.message}"
-    mutated = {CODE.pc(s) for s in m.replace}
+    mutated = {CODE.pc(s) for s in replace}
     assert executed_pcs(out) & mutated, f"{name}: the trace never runs a mutated step"
 
 
@@ -86,7 +107,7 @@ def test_mutation_is_killed(name: str, bits: int) -> None:
 def test_survivor_survives(name: str, scenario: str) -> None:
     """spec/mutations.md argues these cannot be told from the real code."""
     assert baseline(scenario, 64).verdict == "pass"
-    out = mut.run(mut.SURVIVORS[name].replace, scenario)
+    out = mut.run(mut.SURVIVORS[name].replace(), scenario)
     assert out.verdict == "pass", f"{name} is killed by {scenario}: {out.invariant}: {out.message}"
 
 
@@ -94,9 +115,9 @@ def test_fault_drops_dirty_needs_the_lockless_window() -> None:
     """The PTE_D preservation in __handle_page_fault matters only if a lookup
     can run between pass 2 and pass 3: with that window the real code passes
     and the mutant loses the write."""
-    window = mut.LOCKLESS_WINDOW
+    window = apply(mut.LOCKLESS_WINDOW)
     assert mut.run(window, "fault-write-remove").verdict == "pass"
-    both = {**window, **mut.SURVIVORS["fault-drops-dirty"].replace}
+    both = {**window, **mut.SURVIVORS["fault-drops-dirty"].replace()}
     out = mut.run(both, "fault-write-remove")
     assert (out.verdict, out.invariant) == ("violation", "no-lost-write"), out.message
 
@@ -105,37 +126,3 @@ def test_spec_lists_every_mutation_and_survivor() -> None:
     text = SPEC.read_text()
     for name in list(mut.MUTATIONS) + list(mut.SURVIVORS):
         assert f"`{name}`" in text, f"spec/mutations.md does not mention {name}"
-
-
-# -- drift guard --------------------------------------------------------------------
-#
-# Each mutant is a hand copy of a real step with one change.  If the real step
-# is edited later, the copy silently keeps testing the old body.  The
-# fingerprints below are the real steps' sources when their mutants were last
-# checked against them; a changed step fails here until its mutants are
-# reviewed and the fingerprint refreshed with PAGEMAP_UPDATE_FINGERPRINTS=1.
-
-FINGERPRINTS = Path(__file__).with_name("mutation_fingerprints.json")
-
-
-def _real_step_sources() -> dict[str, str]:
-    names = sorted({s for m in mut.MUTATIONS.values() for s in m.replace})
-    out = {}
-    for name in names:
-        st = CODE.steps[CODE.pc(name)]
-        assert st is not None
-        src = inspect.getsource(st.fn)
-        out[name] = hashlib.sha256(src.encode()).hexdigest()[:16]
-    return out
-
-
-def test_mutated_steps_have_not_drifted_from_the_real_ones() -> None:
-    current = _real_step_sources()
-    if os.environ.get("PAGEMAP_UPDATE_FINGERPRINTS") == "1":
-        FINGERPRINTS.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-    recorded = json.loads(FINGERPRINTS.read_text())
-    changed = sorted(n for n in current if recorded.get(n) != current[n])
-    assert not changed, (
-        f"real steps changed since their mutants were written: {changed}; review the "
-        "copies in pagemap/checker/mutations.py, then rerun with PAGEMAP_UPDATE_FINGERPRINTS=1"
-    )

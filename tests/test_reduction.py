@@ -35,7 +35,7 @@ def test_scenario_same_verdict_without_reduction(path, variant) -> None:  # type
 @pytest.mark.parametrize("name", sorted(mut.MUTATIONS))
 def test_mutation_same_verdict_without_reduction(name: str) -> None:
     m = mut.MUTATIONS[name]
-    on, off = _pair(load(m.scenario_path, "fixed"), dict(m.replace))
+    on, off = _pair(load(m.scenario_path, "fixed"), m.replace())
     assert (on.verdict, on.invariant) == (off.verdict, off.invariant) == ("violation", m.invariant)
 
 

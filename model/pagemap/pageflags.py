@@ -61,8 +61,9 @@ def pg_names(flags: int) -> str:
     return "|".join(names) if names else "0"
 
 
-@icontract.require(lambda ppn, bits: ppn >= 0 and bits & ~0xFFF == 0)
+@icontract.require(lambda ppn, bits: ppn >= 0 and 0 <= bits <= 0xFFF)
 @icontract.ensure(lambda ppn, result: pte2ppn(result) == ppn)
+@icontract.ensure(lambda bits, result: result % (1 << PGSHIFT) == bits, "every flag bit is kept")
 def make_pte(ppn: int, bits: int) -> int:
     """PTE(ppn, flags) = (ppn << 12) | (flags & 0xfff)."""
     return (ppn << PGSHIFT) | (bits & 0xFFF)

@@ -36,6 +36,12 @@ def radix_ok(t: Radix) -> bool:
     return t.depth in (0, 1) and len(t.slots) <= RADIX_SLOTS and all(w >= 0 for w in t.slots)
 
 
+def _same_except(before: tuple[int, ...], after: tuple[int, ...], key: int) -> bool:
+    """The frame of a one-slot update: same size, every other slot unchanged."""
+    return len(before) == len(after) and all(
+        a == b for j, (a, b) in enumerate(zip(before, after, strict=True)) if j != key)
+
+
 def radix_new(nkeys: int) -> Radix:
     """radix_tree_init, sized for keys 0..nkeys-1."""
     return Radix(0, (0,) * nkeys)
@@ -51,7 +57,7 @@ def radix_has_leaf(depth: int, key: int) -> bool:
 
 @icontract.require(lambda t: radix_ok(t))
 @icontract.require(lambda t, key: 0 <= key < len(t.slots))
-@icontract.ensure(lambda t, result: result is None or t.depth == 1)
+@icontract.ensure(lambda t, key, result: result == (key if t.depth == 1 else None))
 def radix_lookup_slot(t: Radix, key: int) -> int | None:
     """radix_lookup_slot: the slot for key (named by its key), or None (NULL)."""
     return key if radix_has_leaf(t.depth, key) else None
@@ -70,6 +76,11 @@ def radix_lookup_slot(t: Radix, key: int) -> int | None:
 @icontract.ensure(lambda key, item, result: result[0] != 0 or result[1].slots[key] == item)
 @icontract.ensure(
     lambda t, result: result[0] == ENOMEM or (result[1].depth == 1 and radix_ok(result[1]))
+)
+@icontract.ensure(
+    lambda t, key, result: _same_except(t.slots, result[1].slots, key)
+    and (result[0] == 0 or result[1].slots == t.slots),
+    "no other slot changes; on EEXIST or ENOMEM none does",
 )
 def radix_insert(t: Radix, key: int, item: int, grow_ok: bool = True) -> tuple[int, Radix]:
     """radix_insert: (0, EEXIST or ENOMEM, new tree).  Grows the tree to one leaf
@@ -90,6 +101,8 @@ def radix_insert(t: Radix, key: int, item: int, grow_ok: bool = True) -> tuple[i
 @icontract.ensure(lambda t, key, result: result[0] == t.slots[key])
 @icontract.ensure(lambda key, result: result[1].slots[key] == 0)
 @icontract.ensure(lambda t, result: result[1].depth == t.depth)
+@icontract.ensure(lambda t, key, result: _same_except(t.slots, result[1].slots, key),
+                  "no other slot changes")
 def radix_delete(t: Radix, key: int) -> tuple[int, Radix]:
     """radix_delete: (old word, new tree).  The root leaf is never freed."""
     old = t.slots[key]

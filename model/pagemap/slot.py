@@ -157,6 +157,11 @@ def _page(v: int, bits: int) -> int | None:
     return None if slot_is_null(w, v) else int(slot_page_field(w, v))
 
 
+def _low(v: int, bits: int) -> int:
+    """Everything below the refcount: the removal flag and the ppn."""
+    return v & ((1 << refcnt_shift(bits)) - 1)
+
+
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.ensure(lambda v, bits, result: result == bool(v & removal_bit(bits)))
 def pm_slot_check_removal(v: int, bits: int) -> bool:
@@ -182,14 +187,13 @@ def pm_slot_clear_removal(v: int, bits: int) -> int:
 
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.ensure(lambda bits, result: 0 <= result <= refcnt_max(bits))
+@icontract.ensure(
+    lambda v, bits, result: (result << refcnt_shift(bits)) | _low(v, bits) == v,
+    "the count is the whole field above flag and ppn",
+)
 def pm_slot_check_refcnt(v: int, bits: int) -> int:
     """pm_slot_check_refcnt (pagemap.c): the 11-bit slot refcount."""
     return _refcnt(v, bits)
-
-
-def _low(v: int, bits: int) -> int:
-    """Everything below the refcount: the removal flag and the ppn."""
-    return v & ((1 << refcnt_shift(bits)) - 1)
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))
@@ -245,10 +249,19 @@ def pm_slot_set_page(v: int, ppn: int, bits: int) -> int:
 
 @icontract.require(lambda v, bits: is_word(v, bits))
 @icontract.ensure(lambda bits, result: is_word(result, bits))
+@icontract.ensure(
+    lambda v, bits, result: result & ppn_mask(bits) == PAGE2PPN_NULL[bits] & ppn_mask(bits),
+    "the ppn field is page2ppn(NULL)'s low bits",
+)
+@icontract.ensure(
+    lambda v, bits, result: result & ~ppn_mask(bits)
+    == (v | PAGE2PPN_NULL[bits]) & ~ppn_mask(bits) & ((1 << bits) - 1),
+    "above the field: v's refcount and flag, OR-ed with page2ppn(NULL)'s upper bits",
+)
 def pm_slot_set_page_null(v: int, bits: int) -> int:
     """pm_slot_set_page(slot_val, 0), as pm_remove_contig's final loop calls it.
 
     page2ppn(NULL) is not 0 (see ``PAGE2PPN_NULL``), so the result is not a
-    word with an empty ppn field: there is deliberately no postcondition
-    claiming it is (finding F-SLOT-NULL in spec/slot.md)."""
+    word with an empty ppn field: the postconditions pin what it is instead, the
+    garbage word of finding F-SLOT-NULL (spec/slot.md)."""
     return int(slot_set_page(_w(bits), v, PAGE2PPN_NULL[bits] & _w(bits).mask))

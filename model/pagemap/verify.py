@@ -3,7 +3,7 @@
 Not a model of any C function: this is the project's own driver. Each source of
 checks is a *collector*, a callable that returns ``list[CheckResult]``, named by
 a dotted path in the registry ``COLLECTORS``. They run in the order of
-``pagemap.results.KINDS`` (proof, crosshair, scenario, test). A collector that
+``pagemap.results.KINDS`` (proof, refinement, crosshair, scenario, test). A collector that
 cannot be imported, raises, or returns nothing usable is not skipped: it
 becomes one ``error`` record, so `verify` fails honestly instead of reporting
 fewer checks.
@@ -46,14 +46,17 @@ class Collector(NamedTuple):
 
 COLLECTORS: tuple[Collector, ...] = (
     Collector("proof", "proofs.__main__:run_all"),
+    Collector("refinement", "proofs.removal.refinement:collect"),
     Collector("crosshair", "proofs.crosshair_checks:run"),
     Collector("scenario", "pagemap.checker.suite:run"),
+    Collector("test", "proofs.backends:run"),
     Collector("test", "pagemap.verify:run_pytest"),
 )
 
 #: What the project expects of a collector's checks; used for the record that
 #: stands in for a collector that failed to produce its own.
-EXPECTED = {"proof": "proved", "crosshair": "pass", "scenario": "pass", "test": "pass"}
+EXPECTED = {"proof": "proved", "refinement": "pass", "crosshair": "pass",
+            "scenario": "pass", "test": "pass"}
 
 MARK = "!!"  # marks a row whose result differs from its expectation
 

@@ -100,6 +100,10 @@ def vmr_has_page_idx(vmr: VMR, pg_idx: int) -> bool:
 )
 @icontract.ensure(lambda vmr, result: vmr.vm_base <= result < vmr.vm_end)
 @icontract.ensure(lambda result: is_page_aligned(result))
+@icontract.ensure(
+    lambda vmr, pg_idx, result: (result - vmr.vm_base) >> PGSHIFT == pg_idx - vmr.first_idx,
+    "file page pg_idx is as many pages into the VMR as it is past vm_foff",
+)
 def vmr_idx_to_va(vmr: VMR, pg_idx: int) -> int:
     """vmr_idx_to_va: the user address at which the VMR maps file page pg_idx."""
     va = vmr.vm_base + ((pg_idx << PGSHIFT) - vmr.vm_foff)
@@ -118,6 +122,11 @@ def vmr_get_end_idx(vmr: VMR) -> int:
 @icontract.require(lambda vmr, pg_idx: vmr_has_page_idx(vmr, pg_idx))
 @icontract.require(lambda max_nr_pgs: max_nr_pgs > 0)
 @icontract.ensure(lambda result: len(result) > 0)
+@icontract.ensure(
+    lambda vmr, pg_idx, max_nr_pgs, result: result == list(
+        range(pg_idx, min(pg_idx + max_nr_pgs, vmr.first_idx + vmr.npages))),
+    "consecutive pages from pg_idx, to the VMR's end or max_nr_pgs pages",
+)
 def vmr_for_each_range(vmr: VMR, pg_idx: int, max_nr_pgs: int) -> list[int]:
     """The file page indices vmr_for_each(vmr, pg_idx, max_nr_pgs, cb) visits:
     from vmr_idx_to_va(pg_idx), MIN(vm_end - start, max_nr_pgs pages) long."""

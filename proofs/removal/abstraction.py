@@ -265,9 +265,11 @@ def _names(pte: int, page: int | None) -> bool:
     return pte != 0 and page is not None and pte2ppn(pte) == page
 
 
-def abstract(layout: Layout, state: tuple[int, ...], f: Focus) -> dict[str, Any]:
-    """The symbolic state's values (unprimed names) for one concrete state."""
-    view = View(layout, state)
+def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
+             view: View | None = None) -> dict[str, Any]:
+    """The symbolic state's values (unprimed names) for one concrete state
+    (``view``: the state's View, shared by the foci of one state)."""
+    view = view or View(layout, state)
     m, cfg, bits = view.m, view.cfg, view.cfg.word_bits
     i = f.i
     r = view.remover(i)

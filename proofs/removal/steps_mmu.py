@@ -123,7 +123,8 @@ def shoot_e(pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     ]
 
 
-@step("shootdown_other", ["proc_tlbshootdown (munmap of another VMR; remover before X)"])
+@step("shootdown_other", ["munmap.shootdown (of another VMR of E's process)",
+                          "shootdown_and_reset.send (the remover, before it visited X)"])
 def shootdown_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """A shootdown of E's process that the proofs do not track (it only helps)."""
     return shoot_e(pre, post)
