@@ -7,7 +7,7 @@ the access are one instruction, and a flush IPI is taken only between
 instructions.  A store through an entry whose dirty bit is clear makes the
 hardware re-walk the PTE and set PTE_D with a locked update; if the PTE is no
 longer present, or no longer writable, the store faults instead (spec/
-deviations.md: context open fact 4).  A store through a read-only entry
+deviations.md).  A store through a read-only entry
 faults.  A fault drops the entry (x86 invalidates the faulting address), runs
 handle_page_fault and retries the access; a fault that fails destroys the
 process (kern/arch/x86/trap.c: page_fault_handler).

@@ -1,5 +1,5 @@
 """mmap of a file (kern/src/mm.c: __do_mmap), run with the process's vmr_lock
-held, in the C's order (context §7.3):
+held, in the C's order:
 
     create_vmr      the VMR joins the process's list, its struct zeroed
     prot, flags     vm_prot, vm_flags (MAP_POPULATE ORed in: CONFIG_DEMAND_PAGING

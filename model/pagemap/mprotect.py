@@ -1,5 +1,5 @@
 """mprotect (kern/src/mm.c: __do_mprotect), run with the process's vmr_lock
-held (context §9.3):
+held:
 
     pte_prot     RW, RO or 0 from the new prot
     isolate_vmrs split at both ends of [addr, addr + len)

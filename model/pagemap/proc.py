@@ -3,7 +3,7 @@ __proc_free, which tears the address space down with unmap_and_destroy_vmrs.
 
 proc_tlbshootdown runs under p->proc_lock and only queues messages, so it is
 one step of its caller.  Which cores get a flush follows p->state, as at the
-commit (context §10): PROC_RUNNING_S flushes the *calling* core only;
+commit: PROC_RUNNING_S flushes the *calling* core only;
 PROC_RUNNING_M sends an IMMEDIATE message to each of p's cores; any other
 state, nothing.  The caller's own core is flushed at once (a message to self
 is taken before the core returns to user space).  With ``shootdown =

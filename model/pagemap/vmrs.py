@@ -4,7 +4,7 @@ merge_vmr and destroy_vmr, all run with the process's vmr_lock held.
 VMR records live in the state vector (pagemap.machine.Layout).  Two readers
 look at them: the owner's vmr_lock holders (the page-fault path, mmap,
 munmap, mprotect, exit), through the process's VMR list; and
-pm_remove_contig, through pm->pm_vmrs, holding only pm_lock (context §7.2).
+pm_remove_contig, through pm->pm_vmrs, holding only pm_lock.
 So a store to a record that is not on pm_vmrs is seen by no thread but the
 one holding vmr_lock: it is joined to the step before it (``local``).  A
 store to a record on pm_vmrs (split_vmr shrinking the old VMR, merge_vmr
