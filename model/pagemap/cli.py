@@ -1,8 +1,9 @@
-"""The `pagemap` command line (DESIGN §3): `pagemap check`, `pagemap verify`
-and `pagemap report`.
+"""The `pagemap` command line (DESIGN §3): `pagemap check`, `pagemap verify`,
+`pagemap report` and `pagemap sweep`.
 
 `check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``
-(imported only when `check` runs); `verify` is ``pagemap.verify``; `report` is
+(imported only when `check` runs), and `sweep` to
+``pagemap.sweep.command.main_sweep``; `verify` is ``pagemap.verify``; `report` is
 ``pagemap.report.build``. Bad usage prints one line to stderr and exits 2, never
 a traceback.
 """
@@ -43,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore every interleaving of a scenario file (see 'pagemap check --help')",
     )
     check.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    sweep = sub.add_parser(
+        "sweep",
+        add_help=False,  # `pagemap sweep --help` belongs to the sweep
+        help="check every scenario within bounds; findings by root cause (see 'pagemap sweep "
+        "--help')",
+    )
+    sweep.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     ver = sub.add_parser(
         "verify",
         help="run every proof, CrossHair check, scenario and test; one summary table",
@@ -92,6 +100,19 @@ def _check(argv: list[str]) -> int:
         return _exit_code(exc)
 
 
+def _sweep(argv: list[str]) -> int:
+    try:
+        from pagemap.sweep.command import main_sweep
+    except ImportError as exc:
+        print(f"pagemap sweep: error: the sweep cannot be loaded ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return EX_SOFTWARE
+    try:
+        return int(main_sweep(argv))
+    except SystemExit as exc:  # e.g. the sweep's own --help
+        return _exit_code(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -106,6 +127,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args[:1] == ["check"]:
         # argparse would reject the checker's options; pass them through as they are
         return _check(args[1:])
+    if args[:1] == ["sweep"]:
+        return _sweep(args[1:])
     try:
         ns = build_parser().parse_args(args)
     except UsageError as exc:
@@ -115,6 +138,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _exit_code(exc)
     if ns.command == "check":
         return _check(list(ns.args))
+    if ns.command == "sweep":
+        return _sweep(list(ns.args))
     if ns.command == "report":
         from pagemap.report.build import run_report
 
