@@ -132,7 +132,7 @@ def main_sweep(argv: list[str]) -> int:
               f"{pl.renamed:,} up to renaming, {len(pl.todo):,} to check on {vname} "
               f"({engine.worker_count(args.scheduler, args.workers)})", file=sys.stderr)
     try:
-        with engine.dask(args.workers, args.scheduler) as mapper:
+        with engine.dask_cluster(args.workers, args.scheduler) as mapper:
             pl, results, findings = sweep(b, variant, mapper, args.max_states,
                                           not args.quiet, pl)
     except OSError as e:  # e.g. no scheduler at that address

@@ -34,7 +34,8 @@ def serial(fn: Callable[..., list[Any]], batches: list[Batch], args: tuple[Any, 
 
 
 @contextmanager
-def dask(workers: int | None = None, scheduler: str | None = None) -> Iterator[Mapper]:
+def dask_cluster(workers: int | None = None, scheduler: str | None = None
+                 ) -> Iterator["DaskMapper"]:
     """A mapper over a Dask cluster: the scheduler at ``scheduler``, or a local
     cluster of ``workers`` processes (default: one per core)."""
     import dask.config
@@ -52,19 +53,31 @@ def dask(workers: int | None = None, scheduler: str | None = None) -> Iterator[M
     else:
         client = Client(scheduler, timeout=30)
 
-    def mapper(fn: Callable[..., list[Any]], batches: list[Batch], args: tuple[Any, ...]
-               ) -> Iterator[tuple[int, list[Any]]]:
-        futures = [client.submit(fn, b, *args, pure=False) for b in batches]
-        number = {f.key: i for i, f in enumerate(futures)}
-        for fut, res in as_completed(futures, with_results=True):
-            yield number[fut.key], res
-
     try:
-        yield mapper
+        yield DaskMapper(client, as_completed)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class DaskMapper:
+    """Submits each batch as one task; yields results as tasks finish."""
+
+    def __init__(self, client: Any, as_completed: Any) -> None:
+        self.client = client
+        self._as_completed = as_completed
+
+    def __call__(self, fn: Callable[..., list[Any]], batches: list[Batch], args: tuple[Any, ...]
+                 ) -> Iterator[tuple[int, list[Any]]]:
+        futures = [self.client.submit(fn, b, *args, pure=False) for b in batches]
+        number = {f.key: i for i, f in enumerate(futures)}
+        for fut, res in self._as_completed(futures, with_results=True):
+            yield number[fut.key], res
+
+    def worker_pids(self) -> list[int]:
+        """The process id of each worker (they are separate processes)."""
+        return sorted(self.client.run(os.getpid).values())
 
 
 def worker_count(scheduler: str | None, workers: int | None) -> str:
