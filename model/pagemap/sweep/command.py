@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,51 +60,60 @@ class Plan:
     enumerated: int = 0  # labelled scenarios in the scopes
     renamed: int = 0  # distinct up to renaming
     todo: dict[str, dict[str, Any]] = field(default_factory=dict)  # canonical key -> scenario
+    done: bool = False  # every scope enumerated
 
 
-def plan(b: bounds_mod.Bounds, variant: Any, counts: bool = True) -> Plan:
-    """Enumerate and canonicalise.  ``counts``: also count the scenarios
+def planned(b: bounds_mod.Bounds, variant: Any, pl: Plan, counts: bool = True
+            ) -> Iterator[engine.Batch]:
+    """Enumerate and canonicalise into ``pl``, yielding the new canonical
+    scenarios in batches as they come.  ``counts``: also count the scenarios
     distinct up to renaming alone (a second canonical form, without the skips).
     Raises ScenarioError when the bounds make a scenario the parser rejects."""
-    pl = Plan()
     renamed: set[str] = set()
+    batch: engine.Batch = []
     for scope in b.scopes:
         for item in scenarios(scope):
             pl.enumerated += item.weight
             if counts:
                 rk, k, s = canon.canonical_both(item.scenario)
                 renamed.add(rk)
+                pl.renamed = len(renamed)
             else:
                 k, s = canon.canonical(item.scenario)
             if k not in pl.todo:
                 parse(s, f"scope {scope.name}", variant)
                 pl.todo[k] = s
+                batch.append((k, s))
+                if len(batch) == BATCH:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
     pl.renamed = len(renamed) if counts else len(pl.todo)
+    pl.done = True
+
+
+def plan(b: bounds_mod.Bounds, variant: Any, counts: bool = True) -> Plan:
+    """The whole plan at once (no checking)."""
+    pl = Plan()
+    for _ in planned(b, variant, pl, counts):
+        pass
     return pl
 
 
-def batches(todo: dict[str, dict[str, Any]]) -> list[engine.Batch]:
-    """Fixed batches, the likely slowest (most threads, then ops) first."""
-    def weight(k: str) -> tuple[int, int, str]:
-        s = todo[k]
-        return (-len(s["thread"]), -sum(len(t["ops"]) for t in s["thread"]), k)
-    keys = sorted(todo, key=weight)
-    return [[(k, todo[k]) for k in keys[i:i + BATCH]] for i in range(0, len(keys), BATCH)]
-
-
 def sweep(b: bounds_mod.Bounds, variant: Any, mapper: engine.Mapper, max_states: int | None = None,
-          progress: bool = False, pl: Plan | None = None) -> tuple[Plan, list[Result], list[Finding]]:
-    pl = pl or plan(b, variant)
-    work = batches(pl.todo)
+          progress: bool = False) -> tuple[Plan, list[Result], list[Finding]]:
+    """Plan, check (as the plan goes), group."""
+    pl = Plan()
     results: list[Result] = []
-    prog = engine.Progress(len(pl.todo), progress)
+    prog = engine.Progress(progress)
     causes: set[Any] = set()
     args = (variant, max_states or b.max_states, b.contracts)
-    for _, rs in mapper(check_batch, work, args):
+    for rs in mapper(check_batch, planned(b, variant, pl), args):
         results.extend(rs)
         causes.update(cause(r) for r in rs if r.violation)
-        prog.update(len(results), len(causes))
-    prog.update(len(results), len(causes), final=True)
+        prog.update(len(results), len(pl.todo), pl.done, len(causes))
+    prog.update(len(results), len(pl.todo), True, len(causes), final=True)
     results.sort(key=lambda r: r.key)
     findings = group([(pl.todo[r.key], r) for r in results])
     return pl, results, findings
@@ -123,21 +133,25 @@ def main_sweep(argv: list[str]) -> int:
             raise bounds_mod.BoundsError("--max-states must be positive")
         if args.workers is not None and args.workers < 1:
             raise bounds_mod.BoundsError("--workers must be positive")
-        pl = plan(b, variant)
+        next(iter(planned(b, variant, Plan(), counts=False)), None)  # bad bounds: before a cluster
     except (ValueError, ScenarioError) as e:  # BoundsError and ScenarioError are ValueErrors
         print(f"pagemap sweep: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if not args.quiet:
-        print(f"pagemap sweep: {b.name}: {pl.enumerated:,} scenarios enumerated, "
-              f"{pl.renamed:,} up to renaming, {len(pl.todo):,} to check on {vname} "
-              f"({engine.worker_count(args.scheduler, args.workers)})", file=sys.stderr)
+        print(f"pagemap sweep: {b.name} on {vname}, "
+              f"{engine.worker_count(args.scheduler, args.workers)}", file=sys.stderr)
     try:
         with engine.dask_cluster(args.workers, args.scheduler) as mapper:
-            pl, results, findings = sweep(b, variant, mapper, args.max_states,
-                                          not args.quiet, pl)
+            pl, results, findings = sweep(b, variant, mapper, args.max_states, not args.quiet)
+    except ScenarioError as e:  # a later scope makes a scenario the parser rejects
+        print(f"pagemap sweep: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except OSError as e:  # e.g. no scheduler at that address
         print(f"pagemap sweep: cannot reach the cluster ({e})", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("pagemap sweep: interrupted", file=sys.stderr)
+        return 130
     findings = write(findings, variant, Path(args.out))
     seconds = time.monotonic() - t0
     undecided = [r for r in results if not r.decided]

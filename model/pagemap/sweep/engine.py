@@ -17,25 +17,27 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 Batch = list[tuple[str, dict[str, Any]]]
-#: Yields (batch number, results) as batches finish, in any order.
-Mapper = Callable[[Callable[..., list[Any]], list[Batch], tuple[Any, ...]],
-                  Iterator[tuple[int, list[Any]]]]
+#: Runs fn(batch, *args) for each batch as the iterable yields it (so that
+#: checking starts while later scenarios are still being enumerated) and
+#: yields the results as batches finish, in any order.
+Mapper = Callable[[Callable[..., list[Any]], Iterable[Batch], tuple[Any, ...]],
+                  Iterator[list[Any]]]
 
 
-def serial(fn: Callable[..., list[Any]], batches: list[Batch], args: tuple[Any, ...]
-           ) -> Iterator[tuple[int, list[Any]]]:
-    for i, b in enumerate(batches):
-        yield i, fn(b, *args)
+def serial(fn: Callable[..., list[Any]], batches: Iterable[Batch], args: tuple[Any, ...]
+           ) -> Iterator[list[Any]]:
+    for b in batches:
+        yield fn(b, *args)
 
 
 @contextmanager
 def dask_cluster(workers: int | None = None, scheduler: str | None = None
-                 ) -> Iterator["DaskMapper"]:
+                 ) -> Iterator[DaskMapper]:
     """A mapper over a Dask cluster: the scheduler at ``scheduler``, or a local
     cluster of ``workers`` processes (default: one per core)."""
     import dask.config
@@ -68,12 +70,15 @@ class DaskMapper:
         self.client = client
         self._as_completed = as_completed
 
-    def __call__(self, fn: Callable[..., list[Any]], batches: list[Batch], args: tuple[Any, ...]
-                 ) -> Iterator[tuple[int, list[Any]]]:
-        futures = [self.client.submit(fn, b, *args, pure=False) for b in batches]
-        number = {f.key: i for i, f in enumerate(futures)}
-        for fut, res in self._as_completed(futures, with_results=True):
-            yield number[fut.key], res
+    def __call__(self, fn: Callable[..., list[Any]], batches: Iterable[Batch],
+                 args: tuple[Any, ...]) -> Iterator[list[Any]]:
+        done = self._as_completed(with_results=True)
+        for b in batches:
+            done.add(self.client.submit(fn, b, *args, pure=False))
+            for _, res in done.next_batch(block=False):  # what finished meanwhile
+                yield res
+        for _, res in done:
+            yield res
 
     def worker_pids(self) -> list[int]:
         """The process id of each worker (they are separate processes)."""
@@ -85,26 +90,28 @@ def worker_count(scheduler: str | None, workers: int | None) -> str:
 
 
 class Progress:
-    """done/total, findings so far, rate and time left, on stderr: rewritten in
-    place on a terminal, one line every few seconds otherwise."""
+    """Done, total (or planned so far, while the enumeration runs), root causes
+    so far, rate and time left, on stderr: rewritten in place on a terminal,
+    one line every few seconds otherwise."""
 
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total = total
+    def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self.start = time.monotonic()
         self.last = 0.0
 
-    def update(self, done: int, findings: int, final: bool = False) -> None:
+    def update(self, done: int, total: int, total_known: bool, causes: int,
+               final: bool = False) -> None:
         now = time.monotonic()
         if not self.enabled or (not final and now - self.last < (0.5 if self.tty else 5.0)):
             return
         self.last = now
         el = now - self.start
         rate = done / el if el > 0 else 0.0
-        left = (self.total - done) / rate if rate > 0 else 0.0
-        line = (f"sweep: {done}/{self.total} scenarios, {findings} root causes, "
-                f"{rate:.1f}/s, {_clock(el)} elapsed, {_clock(left)} left")
+        left = f"{_clock((total - done) / rate)} left" if rate > 0 and total_known else \
+            "enumerating"
+        line = (f"sweep: {done:,}/{total:,}{'' if total_known else '+'} scenarios, "
+                f"{causes} root causes, {rate:.1f}/s, {_clock(el)} elapsed, {left}")
         if self.tty:
             print("\r" + line + "\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
         else:
