@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup verify test proofs crosshair check report bench lint
+.PHONY: setup verify test proofs crosshair check report bench lint sweep
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ check: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/pagemap report
+
+# The default sweep on seed (every finding rediscovered, alone, with its fix)
+# and on fixed (nothing found, scope complete), and the skips' soundness on a
+# small scope; the findings' scenario files go to build/sweep/VARIANT/.
+sweep: $(STAMP)
+	$(BIN)/python -m pytest -m sweep -s tests/test_sweep_default.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pagemap.checker.bench

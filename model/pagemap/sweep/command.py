@@ -210,7 +210,8 @@ class Summary:
         if not self.findings:
             lines.append("  no finding")
             return "\n".join(lines)
-        lines.append(f"  {len(self.findings)} root cause(s):")
+        lines.append(f"  {len(self.findings)} root cause(s) (a+b: fixed-without-a and "
+                     "fixed-without-b both violate; a&b: only fixed without a and b does):")
         rows = [("root cause", "known", "invariant", "threads/ops/pages", "states", "scenarios",
                  "smallest scenario")]
         for f in self.findings:
@@ -218,7 +219,9 @@ class Summary:
             shape = (f"{len(s['thread'])}/{sum(len(t['ops']) for t in s['thread'])}/"
                      f"{s['file_pages']}")
             label = {"new-defect": "NEW DEFECT (no named fix repairs it)",
-                     "undecided": "undecided (state limit)"}.get(f.kind, f.label)
+                     "undecided": "undecided (state limit)",
+                     "combination": f"{f.label} (only with all of them missing)"}.get(
+                         f.kind, f.label)
             rows.append((label, f.known or "-", f.invariant, shape, f"{f.result.run.states:,}",
                          f"{f.count:,}", str(f.path)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -43,9 +43,20 @@ class Finding:
 
     @property
     def label(self) -> str:
-        if self.kind in ("fix", "combination"):
+        """Names the cause: ``a+b`` (each of a, b is needed), ``a&b`` (the
+        violation needs a and b missing together)."""
+        if self.kind == "fix":
             return "+".join(self.fixes)
+        if self.kind == "combination":
+            return ",".join("&".join(s) for s in self.together)
         return f"{self.kind}-{self.invariant}"
+
+    @property
+    def stem(self) -> str:
+        """The file name's stem under --out (no shell metacharacters)."""
+        if self.kind == "combination":
+            return "sweep-together-" + "+".join(self.fixes)
+        return f"sweep-{self.label}"
 
 
 def kind_of(r: Result) -> str:
@@ -65,11 +76,11 @@ def cause(r: Result) -> tuple[str, tuple[str, ...], str]:
 
 def size(s: dict[str, Any], r: Result) -> tuple[Any, ...]:
     """Smaller is better: fewest threads, ops, file pages, then states (then
-    fewest VMRs and processes, and the canonical key, so that ties are broken
-    the same way on every run)."""
+    fewest VMRs and processes, the default word size, and the canonical key, so
+    that ties are broken the same way on every run)."""
     vmrs = sum(len(p["vmr"]) for p in s.get("process", []))
     return (len(s["thread"]), sum(len(t["ops"]) for t in s["thread"]), s["file_pages"],
-            r.run.states, vmrs, len(s.get("process", [])), r.key)
+            r.run.states, vmrs, len(s.get("process", [])), s.get("word_bits", 64) != 64, r.key)
 
 
 _ORDER = {"new-defect": 0, "undecided": 1, "fix": 2, "combination": 3}
@@ -120,7 +131,7 @@ def write(findings: list[Finding], variant: Any, out: Path) -> list[Finding]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for f in findings:
-        name = f"sweep-{f.label}"
+        name = f.stem
         path = out / f"{name}.toml"
         path.write_text(tomli_w.dumps(scenario_file(f, variant, name), multiline_strings=True))
         written.append(Finding(f.kind, f.fixes, f.together, f.invariant, f.scenario, f.result,

@@ -80,7 +80,7 @@ def check(key: str, scenario: dict[str, Any], variant: Any, max_states: int,
         if not fixes and decided:
             together, more, decided = _together(scenario, max_states, contracts)
             probes += more
-            fixes = tuple(sorted({x for s in together for x in s}))
+            fixes = tuple(x for x in FIXES if any(x in s for s in together))
     return Result(key, run, tuple(probes), fixes, together, decided, time.monotonic() - t0)
 
 
