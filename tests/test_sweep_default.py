@@ -18,7 +18,8 @@ from pagemap.sweep.enumerate import scenarios
 from pagemap.sweep.group import write
 from pagemap.sweep.run import check_batch
 
-pytestmark = pytest.mark.sweep
+pytestmark = [pytest.mark.sweep,
+              pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")]
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "sweep"
 

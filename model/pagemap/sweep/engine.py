@@ -47,10 +47,13 @@ def dask_cluster(workers: int | None = None, scheduler: str | None = None
     if scheduler is None:
         n = workers or os.cpu_count() or 1
         # forkserver: workers start in about half the time of spawn (the
-        # default), without forking this process's running event loop.
+        # default), without forking this process's running event loop.  Only
+        # loopback addresses; the scheduler's HTTP endpoint on a free port (two
+        # sweeps at once would clash on the fixed default).
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                   silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
         client = Client(scheduler, timeout=30)
