@@ -26,6 +26,9 @@ from pagemap.sweep.group import Finding, cause, group, write
 from pagemap.sweep.run import Result, check_batch
 
 EXIT_NONE, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 4
+#: The cluster failed under us (not 1 or 4: those are results).  sysexits EX_SOFTWARE,
+#: as `pagemap` uses when the checker cannot be loaded.
+EXIT_ENGINE = 70
 BATCH = 8  # scenarios per task
 
 
@@ -152,6 +155,10 @@ def main_sweep(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("pagemap sweep: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the engine: a worker lost for good, a scheduler gone
+        print(f"pagemap sweep: the cluster failed ({type(e).__name__}: {e}); no result",
+              file=sys.stderr)
+        return EXIT_ENGINE
     findings = write(findings, variant, Path(args.out))
     seconds = time.monotonic() - t0
     undecided = [r for r in results if not r.decided]

@@ -35,6 +35,21 @@ def serial(fn: Callable[..., list[Any]], batches: Iterable[Batch], args: tuple[A
         yield fn(b, *args)
 
 
+#: Dask settings for a sweep.  forkserver: workers start in about half the
+#: time of spawn (the default), without forking this process's running event
+#: loop.  The timeouts are long because on a loaded machine a process's event
+#: loop can go unscheduled for tens of seconds (seen at load 12 on two cores:
+#: the client's connection to the in-process scheduler timed out, and Dask's
+#: reconnect then failed); a starved peer is not a dead one.
+SETTINGS = {
+    "distributed.worker.multiprocessing-method": "forkserver",
+    "distributed.comm.timeouts.connect": "120s",
+    "distributed.comm.timeouts.tcp": "900s",
+    "distributed.scheduler.worker-ttl": "30 minutes",
+}
+RETRIES = 2  # a batch whose worker died is run again elsewhere (results are the same)
+
+
 @contextmanager
 def dask_cluster(workers: int | None = None, scheduler: str | None = None
                  ) -> Iterator[DaskMapper]:
@@ -44,26 +59,23 @@ def dask_cluster(workers: int | None = None, scheduler: str | None = None
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
-    if scheduler is None:
-        n = workers or os.cpu_count() or 1
-        # forkserver: workers start in about half the time of spawn (the
-        # default), without forking this process's running event loop.  Only
-        # loopback addresses; the scheduler's HTTP endpoint on a free port (two
-        # sweeps at once would clash on the fixed default).
-        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+    with dask.config.set(SETTINGS):
+        if scheduler is None:
+            n = workers or os.cpu_count() or 1
+            # Only loopback addresses; the scheduler's HTTP endpoint on a free
+            # port (two sweeps at once would clash on the fixed default).
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                    silence_logs=logging.ERROR)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler, timeout=30)
-
-    try:
-        yield DaskMapper(client, as_completed)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+            client = Client(cluster)
+        else:
+            client = Client(scheduler, timeout=30)
+        try:
+            yield DaskMapper(client, as_completed)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 class DaskMapper:
@@ -77,7 +89,7 @@ class DaskMapper:
                  args: tuple[Any, ...]) -> Iterator[list[Any]]:
         done = self._as_completed(with_results=True)
         for b in batches:
-            done.add(self.client.submit(fn, b, *args, pure=False))
+            done.add(self.client.submit(fn, b, *args, pure=False, retries=RETRIES))
             for _, res in done.next_batch(block=False):  # what finished meanwhile
                 yield res
         for _, res in done:
