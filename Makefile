@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 VERIFY_JSON := build/verify.json
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: setup verify verify-json test proofs crosshair check report bench lint mutate
+.PHONY: setup verify verify-json test proofs crosshair check report bench lint mutate sweep
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,12 @@ endif
 # MUTATE_ARGS: e.g. --modules fileio or --limit 40 for a sample.
 mutate: $(STAMP)
 	nice -n 10 $(BIN)/python tools/mutate.py $(MUTATE_ARGS)
+
+# The default sweep on seed (every finding rediscovered, alone, with its fix)
+# and on fixed (nothing found, scope complete), and the skips' soundness on a
+# small scope; the findings' scenario files go to build/sweep/VARIANT/.
+sweep: $(STAMP)
+	$(BIN)/python -m pytest -m sweep -s tests/test_sweep_default.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pagemap.checker.bench

@@ -1,9 +1,11 @@
 """The `pagemap` command line: `pagemap check`, `pagemap replay`, `pagemap
-verify` and `pagemap report`.
+verify`, `pagemap report` and `pagemap sweep`.
 
-`check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``
-and `replay` to ``pagemap.checker.replay.main_replay`` (imported only when they
-run); `verify` is ``pagemap.verify``; `report` is ``pagemap.report.build``. Bad usage prints one line to stderr and exits 2, never
+`check` hands its arguments, untouched, to ``pagemap.checker.command.main_check``,
+`replay` to ``pagemap.checker.replay.main_replay`` and `sweep` to
+``pagemap.sweep.command.main_sweep`` (each imported only when it runs); `verify`
+is ``pagemap.verify``; `report` is ``pagemap.report.build``. Bad usage prints
+one line to stderr and exits 2, never
 a traceback.
 """
 
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "'pagemap replay --help')",
     )
     replay.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    sweep = sub.add_parser(
+        "sweep",
+        add_help=False,  # `pagemap sweep --help` belongs to the sweep
+        help="check every scenario within bounds; findings by root cause (see 'pagemap sweep "
+        "--help')",
+    )
+    sweep.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     ver = sub.add_parser(
         "verify",
         help="run every proof, CrossHair check, scenario and test; one summary table",
@@ -103,6 +112,19 @@ def _check(argv: list[str], command: str = "check") -> int:
         return _exit_code(exc)
 
 
+def _sweep(argv: list[str]) -> int:
+    try:
+        from pagemap.sweep.command import main_sweep
+    except ImportError as exc:
+        print(f"pagemap sweep: error: the sweep cannot be loaded ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return EX_SOFTWARE
+    try:
+        return int(main_sweep(argv))
+    except SystemExit as exc:  # e.g. the sweep's own --help
+        return _exit_code(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -120,6 +142,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args[:1] in (["check"], ["replay"]):
         # argparse would reject the checker's options; pass them through as they are
         return _check(args[1:], args[0])
+    if args[:1] == ["sweep"]:
+        return _sweep(args[1:])
     try:
         ns = build_parser().parse_args(args)
     except UsageError as exc:
@@ -129,6 +153,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _exit_code(exc)
     if ns.command in ("check", "replay"):
         return _check(list(ns.args), ns.command)
+    if ns.command == "sweep":
+        return _sweep(list(ns.args))
     if ns.command == "report":
         from pagemap.report.build import run_report
 
