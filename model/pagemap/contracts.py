@@ -72,6 +72,11 @@ def holds_ref_on(m: Machine, t: ThreadView, i: int, page: int) -> bool:
             and m.pg(page, "tslot") == i + 1 and m.pg(page, "kref") >= 1)
 
 
+def in_map(m: Machine, page: int) -> bool:
+    """Some slot names ``page``."""
+    return any(slot_page(m, i) == page for i in range(m.cfg.file_pages))
+
+
 def page_private(m: Machine, page: int, flags: int) -> bool:
     """A page fresh from the allocator that only its allocator knows."""
     return m.in_pool(page) and m.pg(page, "kref") == 1 and m.pg(page, "flags") == flags

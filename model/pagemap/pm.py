@@ -122,8 +122,9 @@ CODE.function("pm_insert_page", ("ins_index", "ins_page"))
 
 
 @CODE.step("pm_insert_page", "lock", "spin_lock(&pm->pm_lock)", lock="pm_lock")
-@icontract.require(lambda m, t: C.page_private(m, t["ins_page"], PG_LOCKED | PG_BUFFER | PG_PAGEMAP),
-                   "the page is fresh and only the caller knows it (kref 1, locked for IO)")
+@icontract.require(lambda m, t: m.in_pool(t["ins_page"]) and m.pg(t["ins_page"], "kref") == 1
+                   and not C.in_map(m, t["ins_page"]),
+                   "a page the caller allocated: its one kref, in no slot")
 @icontract.require(lambda t: C.no_ref(t))
 def insert_lock(m: Machine, t: ThreadView) -> object:
     if not pm_lock(m, t):
@@ -167,8 +168,9 @@ def insert_insert(m: Machine, t: ThreadView) -> object:
     "page->pg_tree_slot = tree_slot; pm_num_pages++; spin_unlock(&pm->pm_lock)",
 )
 @icontract.ensure(lambda m, t, result: C.blocked(result) or not C.holds(m, t, "pm_lock"))
-@icontract.ensure(lambda m, t, result: C.blocked(result) or C.holds_ref_on(m, t, t["holds"] - 1,
-                                                             t["load_page"]),
+@icontract.snapshot(lambda t: t["ins_page"], name="page")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result)
+                  or C.holds_ref_on(m, t, t["holds"] - 1, OLD.page),
                   "on success the caller's page reference became a slot reference")
 def insert_unlock(m: Machine, t: ThreadView) -> object:
     # pg_tree_slot is read by pm_find_page (under pm_lock, which we hold) and

@@ -43,12 +43,13 @@ from pagemap.vmr import MAP_POPULATE, MAP_PRIVATE
 
 
 def _stop(t: ThreadView) -> None:
-    """The thread has nothing more to run: its registers go (but the last op's
-    return value, which pagemap.sequential reads), its core may leave."""
-    rv = t["rv"]
+    """The thread has nothing more to run: its registers go, but the last op's
+    return value (which pagemap.sequential reads) and the slot reference it may
+    still hold (a leak the invariants must see), and its core may leave."""
+    rv, holds = t["rv"], t["holds"]
     for off in range(t.m.L.thread_sizes[t.id]):
         t.m.v[t.base + off] = 0
-    t["rv"] = rv
+    t["rv"], t["holds"] = rv, holds
     finish(t.m, t)
 
 

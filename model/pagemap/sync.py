@@ -87,8 +87,8 @@ CODE.function("lock_page", ("lp_page",))
 
 
 @CODE.step("lock_page", "sem_down", "sem_down(&page->pg_sem): take a signal or sleep")
-@icontract.require(lambda m, t: t["holds"] != 0 and m.pg(t["lp_page"], "tslot") == t["holds"],
-                   "lock_page on a page-map page the caller holds a slot reference to")
+@icontract.require(lambda m, t: m.pg(t["lp_page"], "tslot") != 0 and m.pg(t["lp_page"], "kref") >= 1,
+                   "lock_page on a live page-map page (the caller's slot reference keeps it there)")
 def lock_page_sem_down(m: Machine, t: ThreadView) -> object:
     page = t["lp_page"]
     sem_down_check(m, t, "lock_page")
@@ -135,8 +135,10 @@ CODE.function("unlock_page", ("ul_page",))
 
 
 @CODE.step("unlock_page", "clear_locked", "atomic_and(&pg_flags, ~PG_LOCKED)")
-@icontract.require(lambda m, t: bool(m.pg(t["ul_page"], "flags") & PG_LOCKED),
-                   "unlock_page of a locked page")
+@icontract.require(lambda m, t: bool(m.pg(t["ul_page"], "flags") & PG_LOCKED)
+                   or m.pg(t["ul_page"], "sem") <= 0,
+                   "unlock_page by the holder of the page lock (PG_LOCKED, or the semaphore "
+                   "taken: a fresh page's count is 0)")
 def unlock_page_clear(m: Machine, t: ThreadView) -> object:
     page = t["ul_page"]
     m.touch(page, "unlock_page")
