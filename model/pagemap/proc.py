@@ -94,6 +94,11 @@ def destroy_kill(m: Machine, t: ThreadView) -> object:
     for c in m.cfg.proc_cores(p):
         m.flush_tlb(c)
         m.set_flush_pending(c, False)
+    # proc_destroy returns and the core goes idle (it runs its routine messages, e.g.
+    # a sibling woken from lock_page); __proc_free runs later, when the last
+    # reference goes.  Keeping the core here would starve that sibling forever.
+    if m.v[m.L.occ[t.core]] == t.owner:
+        m.v[m.L.occ[t.core]] = 0
     t.goto("__proc_free.wait")
     return None
 
