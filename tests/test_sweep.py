@@ -213,12 +213,28 @@ def test_each_skip_applies_only_where_argued() -> None:
     wide = _base()
     wide["thread"][0]["ops"][0].update(index=0, count=2)
     assert _after(canon.compact_pages, wide)["file_pages"] == 2
-    # shootdown_unobservable: only with no thread in any process
-    assert _after(canon.shootdown_unobservable, _base())["hardware"] == {"shootdown": "async"}
+    # shootdown_unobservable: only with no thread in any process (the kind is
+    # then the parser's default, left out)
+    assert "shootdown" not in _after(canon.shootdown_unobservable, _base())["hardware"]
     assert _after(canon.shootdown_unobservable, busy)["hardware"] == {"shootdown": "sync"}
+    # kernel_threads: not in an SCP (its threads share a core), nor in a process
+    # that may die (an exit of a sibling, or [faults] enomem: a failed fault kills it)
+    scp = json.loads(json.dumps(busy))
+    scp["process"][0]["mode"] = "scp"
+    scp["thread"][1]["ops"].pop()
+    assert _after(canon.kernel_threads, scp)["thread"][1]["process"] == "p1"
+    mortal = json.loads(json.dumps(scp))
+    del mortal["process"][0]["mode"]
+    assert "process" not in _after(canon.kernel_threads, mortal)["thread"][1]
+    mortal["faults"] = {"enomem": True}
+    assert _after(canon.kernel_threads, mortal)["thread"][1]["process"] == "p1"
     # a key no skip was argued for (a later extension) turns every skip off
-    ext = {**_base(), "filesystem": {"writepage": "kfs"}}
-    assert canon.reduce(ext) == canon._copy(ext)
+    ext = {**_base(), "swap": {"device": "disk"}}
+    assert canon.reduce(ext) == canon.reduce(ext, skips=False)
+    # and so does an op no skip was argued for
+    odd = _base()
+    odd["thread"][0]["ops"].append({"op": "madvise", "vmr": "v1"})
+    assert canon.reduce(odd)["file_pages"] == 2
 
 
 @pytest.fixture(scope="module")
@@ -290,14 +306,19 @@ def test_state_limit_leaves_the_scope_incomplete() -> None:
 
 def test_root_cause_of_a_new_defect_is_empty() -> None:
     """A violation that fixed shows too is a new defect: no fix in its cause.
-    (Here a pool of one page for two loads: kernel-assert, -ENOMEM.)"""
+    (Here the mutant in which pm_find_page's CAS is a plain store: a concurrent
+    pm_put_page is undone, on every variant.  A pool too small, the old example,
+    is now a ScenarioTooSmall error of the scenario, not a verdict.)"""
+    from pagemap.checker.mutations import MUTATIONS
     from pagemap.sweep.run import check
-    s: dict[str, Any] = {"word_bits": 64, "file_pages": 2, "pool_pages": 2, "thread": [
-        {"name": "k", "ops": [{"op": "file_write", "index": 0}, {"op": "file_write", "index": 1}]}]}
-    assert not check("k", s, "seed", 10_000, False).violation  # the control: two pages
-    s["pool_pages"] = 1
-    r = check("k", s, "seed", 10_000, False)
-    assert r.violation and r.new_defect and r.fixes == () and r.run.invariant == "kernel-assert"
+    s: dict[str, Any] = {"file_pages": 1, "pool_pages": 1, "preload": [0], "thread": [
+        {"name": "a", "ops": [{"op": "file_read", "index": 0}]},
+        {"name": "b", "ops": [{"op": "file_read", "index": 0}]}]}
+    assert not check("k", s, "seed", 10_000, False).violation  # the control: the real code
+    broken = MUTATIONS["find-plain-store"].replace()
+    r = check("k", s, "seed", 10_000, False, replace=broken)
+    assert r.violation and r.new_defect and r.fixes == ()
+    assert r.run.invariant == "refcount-accurate"
     assert [p.variant for p in r.probes] == ["fixed"]
 
 
