@@ -201,6 +201,7 @@ def compact_pages(s: dict[str, Any]) -> None:
     for t in s["thread"]:
         for op in t["ops"]:
             touched.update(OPS[op["op"]].pages(op, w))
+    touched = touched or {0}  # a file has a page (the parser's rule), named or not
     if len(touched) == s["file_pages"]:
         return
     new = {old: i for i, old in enumerate(sorted(touched))}
@@ -244,8 +245,15 @@ def reduce(s: dict[str, Any], skips: bool = True) -> dict[str, Any]:
     """The skips: an equivalent scenario, no larger (s itself is unchanged)."""
     s = _copy(s)
     if skips and _plain(s):
-        for rule in SKIPS:
-            rule(s)
+        # Until nothing changes: one skip can enable another (unmapped_vmrs
+        # empties a process, which then cannot die, so kernel_threads applies).
+        # Each makes the scenario no larger and some part smaller, so this ends.
+        while True:
+            before = _copy(s)
+            for rule in SKIPS:
+                rule(s)
+            if s == before:
+                break
     normalise(s)
     return s
 
