@@ -292,6 +292,21 @@ def test_tiny_sweep_finds_f1_and_f3_with_their_fixes(tmp_path: Path) -> None:
         assert main_check([str(f.path), "--variant", "fixed", "--trace", "none"]) == 0
 
 
+def test_root_causes_agree_with_a_run_of_every_variant() -> None:
+    """The runs the cause search leaves out (a fix the passing run never
+    consulted) change nothing: each violating scenario's cause is exactly the
+    fixes X whose fixed-without-X, explored in full, violates."""
+    _, results, _ = sweep(bounds.load(TINY), "seed", engine.serial)
+    pl = plan(bounds.load(TINY), "seed")
+    violating = [r for r in results if r.violation]
+    assert violating and any(r.same_as for r in violating)  # some runs were left out
+    for r in violating:
+        s = pl.todo[r.key]
+        got = tuple(x for x in FIXES if Explorer(parse(s, "test", WITHOUT + x), contracts=False)
+                    .explore(progress=False).verdict == "violation")
+        assert r.fixes == got, (r.key, r.same_as)
+
+
 def test_tiny_sweep_on_fixed_is_clean_and_complete() -> None:
     _, results, findings = sweep(bounds.load(TINY), "fixed", engine.serial)
     assert findings == [] and all(r.decided and not r.violation for r in results)
