@@ -160,8 +160,7 @@ def test_canonical_scenarios_parse_and_are_fixed_points() -> None:
 # -- the skips are sound -----------------------------------------------------------
 
 SAMPLE = 6
-RULES = (canon.kernel_threads, canon.idle_vmrs, canon.compact_pages,
-         canon.shootdown_unobservable)
+RULES = canon.SKIPS
 
 
 def _base(**vmr: Any) -> dict[str, Any]:
@@ -213,17 +212,33 @@ def test_each_skip_applies_only_where_argued() -> None:
     wide = _base()
     wide["thread"][0]["ops"][0].update(index=0, count=2)
     assert _after(canon.compact_pages, wide)["file_pages"] == 2
-    # shootdown_unobservable: only with no thread in any process
-    assert _after(canon.shootdown_unobservable, _base())["hardware"] == {"shootdown": "async"}
+    # shootdown_unobservable: only with no thread in any process (the kind is
+    # then the parser's default, left out)
+    assert "shootdown" not in _after(canon.shootdown_unobservable, _base())["hardware"]
     assert _after(canon.shootdown_unobservable, busy)["hardware"] == {"shootdown": "sync"}
+    # kernel_threads: not in an SCP (its threads share a core), nor in a process
+    # that may die (an exit of a sibling, or [faults] enomem: a failed fault kills it)
+    scp = json.loads(json.dumps(busy))
+    scp["process"][0]["mode"] = "scp"
+    scp["thread"][1]["ops"].pop()
+    assert _after(canon.kernel_threads, scp)["thread"][1]["process"] == "p1"
+    mortal = json.loads(json.dumps(scp))
+    del mortal["process"][0]["mode"]
+    assert "process" not in _after(canon.kernel_threads, mortal)["thread"][1]
+    mortal["faults"] = {"enomem": True}
+    assert _after(canon.kernel_threads, mortal)["thread"][1]["process"] == "p1"
     # a key no skip was argued for (a later extension) turns every skip off
-    ext = {**_base(), "filesystem": {"writepage": "kfs"}}
-    assert canon.reduce(ext) == canon._copy(ext)
+    ext = {**_base(), "swap": {"device": "disk"}}
+    assert canon.reduce(ext) == canon.reduce(ext, skips=False)
+    # and so does an op no skip was argued for
+    odd = _base()
+    odd["thread"][0]["ops"].append({"op": "madvise", "vmr": "v1"})
+    assert canon.reduce(odd)["file_pages"] == 2
 
 
 @pytest.fixture(scope="module")
 def skips_scope() -> list[dict[str, Any]]:
-    return [it.scenario for it in scenarios(bounds.load(SKIPS).scopes[0])]
+    return [it.scenario for scope in bounds.load(SKIPS).scopes for it in scenarios(scope)]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[r.__name__ for r in RULES])
@@ -277,6 +292,21 @@ def test_tiny_sweep_finds_f1_and_f3_with_their_fixes(tmp_path: Path) -> None:
         assert main_check([str(f.path), "--variant", "fixed", "--trace", "none"]) == 0
 
 
+def test_root_causes_agree_with_a_run_of_every_variant() -> None:
+    """The runs the cause search leaves out (a fix the passing run never
+    consulted) change nothing: each violating scenario's cause is exactly the
+    fixes X whose fixed-without-X, explored in full, violates."""
+    _, results, _ = sweep(bounds.load(TINY), "seed", engine.serial)
+    pl = plan(bounds.load(TINY), "seed")
+    violating = [r for r in results if r.violation]
+    assert violating and any(r.same_as for r in violating)  # some runs were left out
+    for r in violating:
+        s = pl.todo[r.key]
+        got = tuple(x for x in FIXES if Explorer(parse(s, "test", WITHOUT + x), contracts=False)
+                    .explore(progress=False).verdict == "violation")
+        assert r.fixes == got, (r.key, r.same_as)
+
+
 def test_tiny_sweep_on_fixed_is_clean_and_complete() -> None:
     _, results, findings = sweep(bounds.load(TINY), "fixed", engine.serial)
     assert findings == [] and all(r.decided and not r.violation for r in results)
@@ -290,14 +320,19 @@ def test_state_limit_leaves_the_scope_incomplete() -> None:
 
 def test_root_cause_of_a_new_defect_is_empty() -> None:
     """A violation that fixed shows too is a new defect: no fix in its cause.
-    (Here a pool of one page for two loads: kernel-assert, -ENOMEM.)"""
+    (Here the mutant in which pm_find_page's CAS is a plain store: a concurrent
+    pm_put_page is undone, on every variant.  A pool too small, the old example,
+    is now a ScenarioTooSmall error of the scenario, not a verdict.)"""
+    from pagemap.checker.mutations import MUTATIONS
     from pagemap.sweep.run import check
-    s: dict[str, Any] = {"word_bits": 64, "file_pages": 2, "pool_pages": 2, "thread": [
-        {"name": "k", "ops": [{"op": "file_write", "index": 0}, {"op": "file_write", "index": 1}]}]}
-    assert not check("k", s, "seed", 10_000, False).violation  # the control: two pages
-    s["pool_pages"] = 1
-    r = check("k", s, "seed", 10_000, False)
-    assert r.violation and r.new_defect and r.fixes == () and r.run.invariant == "kernel-assert"
+    s: dict[str, Any] = {"file_pages": 1, "pool_pages": 1, "preload": [0], "thread": [
+        {"name": "a", "ops": [{"op": "file_read", "index": 0}]},
+        {"name": "b", "ops": [{"op": "file_read", "index": 0}]}]}
+    assert not check("k", s, "seed", 10_000, False).violation  # the control: the real code
+    broken = MUTATIONS["find-plain-store"].replace()
+    r = check("k", s, "seed", 10_000, False, replace=broken)
+    assert r.violation and r.new_defect and r.fixes == ()
+    assert r.run.invariant == "refcount-accurate"
     assert [p.variant for p in r.probes] == ["fixed"]
 
 
