@@ -1,4 +1,4 @@
-"""Machine proofs about the 2014 page-map code (DESIGN §1, §2.5).
+"""Machine proofs about the 2014 page-map code (spec/slot.md, spec/removal/).
 
 Each proof module exposes ``run(word_bits=None) -> list[CheckResult]``;
 ``python -m proofs`` runs every module listed in ``proofs.__main__``.

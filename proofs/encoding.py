@@ -2,7 +2,7 @@
 
 Every formula is built by calling the generic core of ``pagemap.slot`` over
 ``pagemap.word.Z3Word``: the bit arithmetic that is proved is the one the
-model executes (DESIGN §2.1).  The only arithmetic written here is
+model executes (spec/slot.md).  The only arithmetic written here is
 
 * the C statement of ``pm_put_page`` (an ``atomic_add`` of a negative
   constant), which is the thing compared against ``slot_dec_refcnt``; and

@@ -1,4 +1,4 @@
-"""A small framework for Z3 theorems that cannot pass vacuously (DESIGN §2.5).
+"""A small framework for Z3 theorems that cannot pass vacuously (spec/slot.md).
 
 A ``Theorem`` is checked in three steps:
 

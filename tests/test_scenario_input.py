@@ -1,5 +1,5 @@
-"""Bad input at every level of a scenario file is one clear line (DESIGN §3:
-exit 2): unknown keys anywhere, bad values of the kernel-context sections, and
+"""Bad input at every level of a scenario file is one clear line (exit code
+2): unknown keys anywhere, bad values of the kernel-context sections, and
 the address-space ops' own mistakes (a page beyond the VMR, mmap of a mapped
 VMR, an unknown prot).  A typo must never make the checker check something
 else than what the user wrote."""

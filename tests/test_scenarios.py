@@ -1,5 +1,5 @@
 """The scenario suite (scenarios/*.toml) and the `pagemap check` contract of
-DESIGN §3: every scenario parses and states what seed and fixed must give; a
+spec/scenarios-format.md: every scenario parses and states what seed and fixed must give; a
 quick subset is run here on both variants; bad input, --json, a wrong
 expectation and a state limit give the documented exit codes and output.
 

@@ -3,7 +3,7 @@
 pagemap.slot keeps one source of truth: the core is what Z3 proves, the
 wrappers are what the model executes.  These tests show, on concrete words of
 both sizes, that each wrapper computes exactly its core function within its
-preconditions, and that the contracts fire outside them (DESIGN §2.1, §2.6).
+preconditions, and that the contracts fire outside them (spec/slot.md).
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """The default sweep (scenarios/sweep/default.toml), run by `make sweep`, not by
 `make test` (it takes minutes): on seed it rediscovers every finding of
 ``pagemap.checker.findings.FINDINGS``, each alone with its fix; on fixed it
-finds nothing but the one model defect it found (PROC_FREE_DEADLOCK) and the
+finds nothing and the
 scope is complete; and every skip of the canonical form keeps the sweep's
 result on every scenario of a small scope."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,32 +53,6 @@ def on_fixed(mapper):  # type: ignore[no-untyped-def]
     return _run("fixed", mapper)
 
 
-#: The model defect the default sweep found (spec/sweep.md, "What the sweep
-#: found"): a thread that calls proc_destroy (a failed fault, or exit) waits in
-#: __proc_free.wait while it still occupies its core, so a kthread of the same
-#: process that it woke (routed to that core) never runs: `deadlock` on fixed.
-#: Not a defect of the C (proc_destroy returns and the core runs its routine
-#: messages).  While it stands, these are the only new defects, and these
-#: tests say so; the strict xfails below turn into failures once it is mended.
-PROC_FREE_DEADLOCK = "deadlock"
-
-
-def _new_defects(findings: Any) -> list[Any]:
-    return [f for f in findings if f.kind == "new-defect"]
-
-
-def _is_proc_free_deadlock(f: Any) -> bool:
-    """fixed deadlocks, in a scenario where a process with two threads or more
-    can be destroyed (an exit, or a fault that fails: [faults] enomem)."""
-    s = f.scenario
-    fixed = [r for r in f.result.probes if r.variant == "fixed"] or [f.result.run]
-    can_die = s.get("faults", {}).get("enomem", False) or any(
-        op["op"] == "exit" for t in s["thread"] for op in t["ops"])
-    per_process = Counter(t["process"] for t in s["thread"] if "process" in t)
-    return (fixed[0].invariant == PROC_FREE_DEADLOCK and bool(can_die)
-            and max(per_process.values(), default=0) >= 2)
-
-
 def test_default_sweep_rediscovers_every_finding_on_seed(on_seed) -> None:  # type: ignore[no-untyped-def]
     s, findings = on_seed
     assert s.complete
@@ -96,31 +69,15 @@ def test_default_sweep_rediscovers_every_finding_on_seed(on_seed) -> None:  # ty
                            "--trace", "none"]) == 1
 
 
-def test_the_only_new_defect_on_seed_is_the_proc_free_deadlock(on_seed) -> None:  # type: ignore[no-untyped-def]
-    _, findings = on_seed
-    new = _new_defects(findings)
-    assert all(_is_proc_free_deadlock(f) for f in new), [f.label for f in new]
-    for f in new:  # the file reproduces: seed violates, and so does fixed
-        assert main_check([str(f.path), "--trace", "none"]) == 1
-        assert main_check([str(f.path), "--variant", "fixed", "--trace", "none"]) == 1
-
-
-@pytest.mark.xfail(strict=True, reason="the __proc_free.wait deadlock of the model")
 def test_default_sweep_finds_no_new_defect_on_seed(on_seed) -> None:  # type: ignore[no-untyped-def]
-    assert not _new_defects(on_seed[1])
+    new = [f for f in on_seed[1] if f.kind == "new-defect"]
+    assert not new, [f.label for f in new]
 
 
-def test_default_sweep_on_fixed_is_complete_and_finds_only_the_proc_free_deadlock(
-        on_fixed) -> None:  # type: ignore[no-untyped-def]
+def test_default_sweep_on_fixed_is_complete_and_finds_nothing(on_fixed) -> None:  # type: ignore[no-untyped-def]
     s, findings = on_fixed
     assert s.complete
-    assert all(f.kind == "new-defect" and _is_proc_free_deadlock(f) for f in findings), \
-        [f.label for f in findings]
-
-
-@pytest.mark.xfail(strict=True, reason="the __proc_free.wait deadlock of the model")
-def test_default_sweep_on_fixed_finds_nothing(on_fixed) -> None:  # type: ignore[no-untyped-def]
-    assert on_fixed[1] == []
+    assert findings == [], [f.label for f in findings]
 
 
 def test_every_skip_keeps_the_sweep_result(mapper) -> None:  # type: ignore[no-untyped-def]

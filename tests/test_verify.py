@@ -1,4 +1,4 @@
-"""`pagemap verify` and the `pagemap` command line (DESIGN §3).
+"""`pagemap verify` and the `pagemap` command line (README).
 
 Collectors are injected (fakes written to a temporary module), so these tests
 never run the project's own pytest suite from inside itself.

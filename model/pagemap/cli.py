@@ -20,7 +20,7 @@ from typing import NoReturn
 from pagemap.results import KINDS
 
 #: Exit code when the checker itself cannot be loaded (sysexits EX_SOFTWARE).
-#: Not 1 or 2: those mean "violation" and "bad input" to scripts (DESIGN §3).
+#: Not 1 or 2: those mean "violation" and "bad input" to scripts (spec/scenarios-format.md, exit codes).
 EX_SOFTWARE = 70
 
 

@@ -17,7 +17,7 @@ from functools import cached_property
 
 from pagemap.vmr import PGSHIFT, VMR
 
-#: The named repairs of the 2014 protocol (DESIGN §2.3).  The variant ``seed``
+#: The named repairs of the 2014 protocol (spec/findings.md).  The variant ``seed``
 #: switches none on, ``fixed`` all of them.  Each is described in
 #: spec/findings.md with the finding it repairs.
 FIXES: dict[str, str] = {
@@ -125,7 +125,7 @@ def variant_name(fixes: frozenset[str]) -> str:
 
 @dataclass(frozen=True)
 class Op:
-    """One operation of a thread (DESIGN §3)."""
+    """One operation of a thread (spec/scenarios-format.md)."""
 
     op: str  # write | read | munmap | mprotect | mmap | exit | file_write | file_read | remove
     vmr: int = -1  # index into Config.vmrs (the declared VMR the op names)
@@ -143,7 +143,7 @@ class Thread:
     ops: tuple[Op, ...]
 
 
-#: Process modes (DESIGN §3): PROC_RUNNING_M, a core per thread; PROC_RUNNING_S,
+#: Process modes (spec/scenarios-format.md): PROC_RUNNING_M, a core per thread; PROC_RUNNING_S,
 #: the threads are uthreads multiplexed on one core.
 MODES = ("mcp", "scp")
 

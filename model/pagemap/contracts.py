@@ -1,6 +1,6 @@
 """What the C code assumes at the entry and exit of its functions, as predicates
 over a Machine and a thread, for the icontract conditions on the steps
-(DESIGN §2.6: contracts are the spec in the code).
+(contracts are the spec in the code: spec/model.md).
 
 Each modelled C function's first step carries ``@icontract.require`` (what the
 caller must have established) and the steps through which it returns carry

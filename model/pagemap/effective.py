@@ -1,4 +1,4 @@
-"""The ghost record behind the invariant ``removal-effective`` (DESIGN §3).
+"""The ghost record behind the invariant ``removal-effective`` (spec/invariants.md).
 
 pm_remove_contig's postcondition: when a remover that won the ``pm_removal``
 swap returns, every page of its range that nothing referenced, pinned or

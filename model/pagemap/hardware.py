@@ -1,4 +1,4 @@
-"""The hardware of DESIGN §4: per-core TLBs, the dirty bit and user loads and
+"""The hardware model (spec/model.md): per-core TLBs, the dirty bit and user loads and
 stores through a mapping.
 
 A user access is one step when it hits in the TLB, or when it misses and the

@@ -8,8 +8,8 @@ successor; ``Code`` is the table of atomic steps the kernel modules
 hardware.py, removal.py) register.
 
 Each step is one shared-memory access, atomic operation or lock operation of
-the 2014 C code, plus the thread-local computation that follows it (DESIGN
-§2.2).  A step returns ``BLOCKED`` without writing anything when it cannot run
+the 2014 C code, plus the thread-local computation that follows it
+(spec/steps.md).  A step returns ``BLOCKED`` without writing anything when it cannot run
 (a spinlock held by another thread, a sleeping semaphore waiter).
 """
 
@@ -42,7 +42,7 @@ PT_SHIFT = 9
 
 
 class Violation(Exception):
-    """Raised by a step (or an invariant) that breaks an invariant of DESIGN §3."""
+    """Raised by a step (or an invariant) that breaks an invariant of spec/invariants.md."""
 
     def __init__(self, invariant: str, message: str) -> None:
         super().__init__(f"{invariant}: {message}")

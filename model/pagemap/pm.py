@@ -341,7 +341,7 @@ def load_readpage_io(m: Machine, t: ThreadView) -> object:
 
 
 def _fill(m: Machine, t: ThreadView) -> None:
-    """readpage's effect (the ideal file system of DESIGN §4), then pm_load_page's
+    """readpage's effect (the ideal file system of spec/model.md), then pm_load_page's
     assert(PG_UPTODATE) and unlock_page.  We hold the page lock, so nobody else
     fills or writes the frame; a reader that sees PG_UPTODATE sees data."""
     page, i = t["load_page"], t["load_index"]

@@ -1,4 +1,4 @@
-"""The record every check of `pagemap verify` produces (DESIGN §3).
+"""The record every check of `pagemap verify` produces (README, "The two commands").
 
 Proofs, CrossHair runs, scenarios and tests all report through this one type,
 so that the summary table and `--json` have a single shape."""

@@ -5,7 +5,7 @@ A radix-tree slot of a page map holds, from the top bit down::
 
     | refcount: 11 bits | REMOVAL: 1 bit | ppn: 52 bits (64-bit) / 20 bits (32-bit) |
 
-Two layers, one source of truth (DESIGN §2.1):
+Two layers, one source of truth (spec/slot.md):
 
 * ``slot_*`` -- the generic core, undecorated, over any ``Word`` of
   ``pagemap.word`` (Python ints or Z3 bit-vectors).  The Z3 proofs in

@@ -1,4 +1,4 @@
-"""`pagemap verify`: every check the project has, run in one go, one summary (DESIGN §3).
+"""`pagemap verify`: every check the project has, run in one go, one summary (README, "The two commands").
 
 Not a model of any C function: this is the project's own driver. Each source of
 checks is a *collector*, a callable that returns ``list[CheckResult]``, named by

@@ -2,7 +2,7 @@
 
 The slot codec (``pagemap.slot``) is written once against the small interface
 below, so that the model executes exactly the code that Z3 proves and that
-CrossHair checks (DESIGN §2.1).  ``IntWord`` does C ``unsigned long``
+CrossHair checks (spec/slot.md).  ``IntWord`` does C ``unsigned long``
 arithmetic modulo 2**bits on Python ints; ``Z3Word`` builds the same
 expressions over ``z3.BitVecRef`` of the same width.
 

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN §3, checked on every state the explorer reaches.
+"""The invariants of spec/invariants.md, checked on every state the explorer reaches.
 
 Some are checked inside steps, where the violating access happens
 (``Machine.touch`` for accesses to freed pages, the lost-write check when the
@@ -12,7 +12,7 @@ from pagemap.machine import DONE_PC, Layout, Violation, tlb_ppn
 from pagemap.pageflags import PGSHIFT
 from pagemap.slot import flags_shift, refcnt_shift
 
-#: Stable invariant ids (DESIGN §3).  The traceability test checks that each
+#: Stable invariant ids (spec/invariants.md).  The traceability test checks that each
 #: appears in spec/.
 INVARIANTS = {
     "no-use-after-free": "no access, PTE, TLB entry, slot or held reference reaches a freed page",

@@ -1,4 +1,4 @@
-"""Scenario files (TOML, DESIGN §3) to a validated ``Config``.
+"""Scenario files (TOML, spec/scenarios-format.md) to a validated ``Config``.
 
 Every problem is reported as one ``ScenarioError`` line naming the key at
 fault, so that ``pagemap check`` can exit 2 without a traceback.  A key the

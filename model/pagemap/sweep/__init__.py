@@ -1,5 +1,5 @@
 """`pagemap sweep`: every scenario within bounds, checked; findings grouped by
-root cause (DESIGN §3, spec/sweep.md).
+root cause (spec/sweep.md).
 
 bounds      the bounds file (TOML) and its validation
 vocabulary  the op table: every op a thread can run, and what each refers to

@@ -1,5 +1,5 @@
 """`pagemap sweep [--variant V] [--bounds FILE.toml] [--workers N | --scheduler ADDRESS]
-[--json] [--out DIR]` (DESIGN §3): every scenario within the bounds, checked;
+[--json] [--out DIR]` (README, "Checking every small scenario"): every scenario within the bounds, checked;
 findings grouped by root cause.
 
 Exit codes: 0 no finding (and every scenario decided); 1 findings; 2 bad

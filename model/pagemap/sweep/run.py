@@ -2,7 +2,7 @@
 variant and, for a violation, its root cause.
 
 The root cause of a violating scenario is the set of named fixes X for which
-``fixed-without-X`` also violates on it (DESIGN §3).  When ``fixed`` itself
+``fixed-without-X`` also violates on it.  When ``fixed`` itself
 violates, no named fix repairs it: a new defect (``fixes`` empty).  When
 ``fixed`` passes but no single ``fixed-without-X`` fails, the violation needs
 several fixes missing at once; then ``together`` lists the smallest sets of

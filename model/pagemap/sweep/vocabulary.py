@@ -1,5 +1,5 @@
 """The op vocabulary of the sweep: one entry per op of the scenario format
-(DESIGN §3), saying which instances of it a world admits and what they refer to.
+(the scenario format of spec/scenarios-format.md), saying which instances of it a world admits and what they refer to.
 
 A *world* is a scenario without its threads: file size, preloaded pages, the
 kernel sections, the processes and their VMRs.  Adding an op to the scenario
