@@ -36,7 +36,7 @@ CODEC_TESTS = "tests/test_slot.py tests/test_backends_layout.py tests/test_encod
 
 #: module -> the check a mutant of it must fail (cwd: the copy's root)
 MODULES: dict[str, str] = {
-    "codec": GATE,
+    "codec": f"{GATE} --pytest tests/test_contracts.py::test_codec_switches_the_contracts",
     "slot": f"{GATE} --pytest {CODEC_TESTS}",
     "radix": GATE,
     "pm": GATE,
