@@ -99,6 +99,8 @@ def test_mutation_is_killed(name: str, bits: int) -> None:
     out = mut.run(replace, m.scenario, bits)
     assert out.verdict == "violation", f"{name} survives {m.scenario}"
     assert out.invariant == m.invariant, f"{name}: {out.invariant}: {out.message}"
+    assert (m.invariant == "contract") == bool(m.contract), name
+    assert out.message.startswith(m.contract), f"{name}: another contract: {out.message}"
     # a local step merged into the one before it is not listed in the trace: unmerged
     unmerged = mut.run(replace, m.scenario, bits, merge_local=False)
     mutated = {CODE.pc(s) for s in replace}

@@ -4,6 +4,8 @@ the project's expectation, 0 when every check holds.
 
 The checks, cheapest first so that most mutants die in a second: every mutation
 scenario of tests/mutation_scenarios (each must pass on fixed, both word sizes),
+then every protocol mutant of pagemap.checker.mutations (each killed by the check it
+names, so that a mutant weakening a contract or an invariant is seen),
 then every scenario of scenarios/ on seed and fixed, smallest first, against its
 [expect] entry, with contracts on.  ``--pytest FILE...`` runs those test files
 first (for the codec, whose tests are quick and pointed)."""
@@ -26,6 +28,27 @@ FIRST = ("mprotect-same-prot", "fileio-enomem", "pinned", "exit-sibling", "kfs-t
          "munmap-partial-vs-remove", "scp-sleeper-vs-remove", "scp-uthreads-sleep")
 
 
+def _protocol_mutant_differs() -> bool:
+    """The protocol mutants (pagemap.checker.mutations), each on its scenario (64-bit):
+    a mutant of a contract or an invariant shows as a protocol mutant no longer killed
+    by the check it names.  A protocol mutant whose patch no longer applies (the
+    mutant changed its text) is skipped, not counted as a kill."""
+    from pagemap.checker import mutations as mut
+    from pagemap.checker.patch import PatchError
+
+    for pm in mut.MUTATIONS.values():
+        try:
+            replace = pm.replace()
+        except PatchError:
+            continue
+        out = mut.run(replace, pm.scenario)
+        if ((out.verdict, out.invariant) != ("violation", pm.invariant)
+                or not out.message.startswith(pm.contract)):
+            print(f"killed by protocol mutant {pm.name}: {out.verdict} {out.invariant}")
+            return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--pytest"]:
         files = argv[1:]
@@ -45,6 +68,8 @@ def main(argv: list[str]) -> int:
             if out.verdict != "pass":
                 print(f"killed by {stem} [{bits}]: {out.verdict} {out.invariant}")
                 return 1
+    if _protocol_mutant_differs():
+        return 1
     runs = []
     for path in sorted((ROOT / "scenarios").glob("*.toml")):
         for variant in ("seed", "fixed"):

@@ -44,6 +44,8 @@ class Mutation:
     #: with the contracts off, if not the same: what the invariant checks alone report
     #: ("survives": they pass, only a contract tells)
     bare: str = ""
+    #: for a kill by a contract: the start of its description (which contract it is)
+    contract: str = ""
 
     @property
     def bare_invariant(self) -> str:
@@ -99,7 +101,8 @@ _ALL = [
        "pm_slot_set_page(old, 0) word the final loop leaves before radix_delete",
        (P("pm:find_lock", "if not pm_lock(m, t):\n        return BLOCKED\n", ""),
         P("pm:find_unlock", "pm_unlock(m, t)\n", "")),
-       "read-vs-remove", "contract", "no-use-after-free"),
+       "read-vs-remove", "contract", "no-use-after-free",
+       contract="after the mark pass"),
     Mutation("insert-no-count",
        "pm_insert_page forgets pm->pm_num_pages++",
        (P("pm:insert_unlock", 'm.set("pm_num_pages", m.get("pm_num_pages") + 1)\n', ""),),
@@ -145,7 +148,8 @@ _ALL = [
           "m.pg(t[\"hpf_page\"], \"flags\") & PG_PAGEMAP or __put_page(m, t, t[\"hpf_page\"])"),
         P("fault:hpf_walk_fail_put", "__put_page(m, t, t[\"hpf_page\"])",
           "m.pg(t[\"hpf_page\"], \"flags\") & PG_PAGEMAP or __put_page(m, t, t[\"hpf_page\"])"),),
-       "fault-write-remove", "contract", "no-use-after-free"),
+       "fault-write-remove", "contract", "no-use-after-free",
+       contract="a_page is kept alive"),
     Mutation("munmap-no-pte-lock",
        "__do_munmap walks and zeroes the PTEs without p->pte_lock: the remover's pass 3 "
        "sees the PTE already zeroed before munmap folded its PTE_D into PG_DIRTY",
@@ -155,24 +159,28 @@ _ALL = [
         P("munmap:mu_lock_pte2", 'if not _lock(m, t, "pte_lock"):\n        return BLOCKED\n',
           ""),
         P("munmap:mu_unlock_pte2", '_unlock(m, t, "pte_lock")\n', "")),
-       "munmap-vs-remove", "contract", "no-lost-write"),
+       "munmap-vs-remove", "contract", "no-lost-write",
+       contract="__vmr_free_pgs walks the page table under pte_lock"),
     Mutation("file-write-no-dirty",
        "generic_file_write copies into the page but never sets PG_DIRTY: the remover frees "
        "it without writepage",
        (P("fileio:fio_dirty", 'm.set_pg(page, "flags", m.c.pg_set(m.pg(page, "flags"), PG_DIRTY))\n',
           ""),),
-       "load-write-remove-load", "contract", "no-lost-write"),
+       "load-write-remove-load", "contract", "no-lost-write",
+       contract="PG_DIRTY is set while the slot reference"),
     Mutation("remove-two-removers",
        "pm_remove_contig ignores the old value of atomic_swap(&pm->pm_removal, 1): a second "
        "remover runs while the first has dropped pm_lock for writeback",
        (P("removal:rm_swap", "if old:", "if False:"),),
-       "two-removers", "contract", "removal-effective"),
+       "two-removers", "contract", "removal-effective",
+       contract="after the mark pass"),
     Mutation("remove-ignores-pinned",
        "pm_remove_contig never sets pm_has_pinned_vmrs: pages of a MAP_LOCKED VMR are "
        "marked and freed, while passes 2 and 3 skip that VMR's PTEs",
        (P("removal:rm_lock", 'int(any(m.vf(r, "flags") & MAP_LOCKED for r in m.pm_vmrs()))',
           "0"),),
-       "pinned", "contract", "no-use-after-free"),
+       "pinned", "contract", "no-use-after-free",
+       contract="after pass 2"),
     Mutation("mark-ignores-refcnt",
        "the mark pass drops `if (pm_slot_check_refcnt(slot_val)) continue`: a slot with "
        "references gets the removal flag",
@@ -185,7 +193,8 @@ _ALL = [
        "for either)",
        (P("removal:sd_send", "proc_tlbshootdown(m, t, proc)\n    if m.cfg.fix(\"removal-shootdown-wait\") "
           "and m.cfg.shootdown == \"async\":", "if False:"),),
-       "fault-write-remove", "contract", "no-use-after-free"),
+       "fault-write-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("pass3-no-fold-dirty",
        "__pm_mark_dirty_pgs_unmap zeroes a PTE with PTE_D set without atomic_or(PG_DIRTY): "
        "a store through the mapping is never written back",
@@ -224,7 +233,8 @@ _ALL = [
           'm.set_pg(page, "flags", m.c.pg_clear(m.pg(page, "flags"), PG_REMOVAL))\n', ""),),
        # a stale PG_REMOVAL breaks no safety invariant (the next remover's loops
        # re-check the slot flag); rm_final_unlock's postcondition tells
-       "read-vs-remove", "contract", "survives"),
+       "read-vs-remove", "contract", "survives",
+       contract="after the final loop"),
     Mutation("mark-page-skipped",
        "the mark pass sets the slot's removal flag but forgets atomic_or(PG_REMOVAL): "
        "every later phase skips the page, so the removal removes nothing",
@@ -238,7 +248,8 @@ _ALL = [
        "commit's code, undone fix shootdown-scp-remote): the process's own core keeps the "
        "TLB entry of a page the remover frees",
        (P("proc:proc_tlbshootdown", 'if m.cfg.fix("shootdown-scp-remote"):', "if False:"),),
-       "scp-writer-vs-remove", "contract", "no-use-after-free"),
+       "scp-writer-vs-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("shootdown-scp-no-local-flush",
        "proc_tlbshootdown of a PROC_RUNNING_S process forgets tlbflush() on the calling "
        "core: an SCP's own munmap leaves its core's TLB mapping the private copy it frees",
@@ -248,7 +259,8 @@ _ALL = [
     Mutation("shootdown-mcp-none",
        "proc_tlbshootdown forgets the PROC_RUNNING_M case: an MCP's cores are never flushed",
        (P("proc:proc_tlbshootdown", "elif state == PROC_RUNNING_M:", "elif False:"),),
-       "mprotect-then-remove", "contract", "no-use-after-free"),
+       "mprotect-then-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("shootdown-mcp-remote-skipped",
        "proc_tlbshootdown of an MCP flushes the calling core but sends no __tlbshootdown "
        "message to the process's other cores",
@@ -260,7 +272,8 @@ _ALL = [
        "calling core, which is one of the process's",
        (P("proc:proc_tlbshootdown", "            if c == here:\n                m.flush_tlb(c)\n",
           "            if c == here:\n                pass\n"),),
-       "mprotect-then-remove", "contract", "no-use-after-free"),
+       "mprotect-then-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("shootdown-async-not-pending",
        "the asynchronous __tlbshootdown message is never marked pending on its target core: "
        "the waits of the fixes return at once and the core flushes too late",
@@ -271,35 +284,41 @@ _ALL = [
        "proc_destroy marks the process PROC_DYING but its cores keep their TLB entries "
        "(no __death flush): a remover's shootdown of a dying process does nothing for them",
        (P("proc:destroy_kill", "m.flush_tlb(c)\n", ""),),
-       "exit-vs-remove", "contract", "no-use-after-free"),
+       "exit-vs-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("destroy-not-dying",
        "proc_destroy forgets p->state = PROC_DYING: __proc_free tears down a process whose "
        "state says it still runs",
        (P("proc:destroy_kill", "m.set_pstate(p, PROC_DYING)\n", ""),),
-       "exit-sibling", "contract", "survives"),
+       "exit-sibling", "contract", "survives",
+       contract="unmap_and_destroy_vmrs runs in __proc_free"),
     Mutation("proc-free-no-wait",
        "__proc_free runs while a sibling thread still runs (proc_decref's last reference "
        "ignored): the address space goes under a running thread",
        (P("proc:free_wait", "return BLOCKED\n", ""),),
-       "exit-sibling", "contract", "survives"),
+       "exit-sibling", "contract", "survives",
+       contract="__proc_free: every other thread"),
     Mutation("proc-free-no-unmap",
        "__proc_free forgets unmap_and_destroy_vmrs: the dead process keeps its VMRs on "
        "pm_vmrs",
        (P("proc:free_wait", 't.call("unmap_and_destroy_vmrs.lock_vmr", "__proc_free.done")',
           't.goto("__proc_free.done")'),),
-       "exit-sibling", "contract", "survives"),
+       "exit-sibling", "contract", "survives",
+       contract="__proc_free: the process has no VMR left"),
     # -- sleeping and waking (sched.py)
     Mutation("sleep-keeps-tlb",
        "an SCP whose kthread sleeps becomes PROC_WAITING, but its core keeps the address "
        "space (no lcr3 to the kernel's page table): the TLB entry outlives the shootdown "
        "that does nothing for a waiting process",
        (P("sched:sleep", "m.flush_tlb(pc)\n", ""),),
-       "scp-tlb-across-sleep", "contract", "no-use-after-free"),
+       "scp-tlb-across-sleep", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("resume-stays-waiting",
        "a woken SCP kthread runs again but the process stays PROC_WAITING: "
        "proc_tlbshootdown then skips a process that runs",
        (P("sched:resume", "m.set_pstate(p, PROC_RUNNING_S)\n", ""),),
-       "scp-sleeper-vs-remove", "contract", "no-use-after-free"),
+       "scp-sleeper-vs-remove", "contract", "no-use-after-free",
+       contract="after the shootdowns"),
     Mutation("leave-kernel-keeps-core",
        "returning to user space does not free the core for kernel work: the routine message "
        "that wakes a sleeper on that core never runs",
@@ -310,21 +329,25 @@ _ALL = [
        "upage_alloc fails in __handle_page_fault and the -ENOMEM path forgets "
        "__put_page(cache_page): the page-map page keeps a reference nobody holds",
        (P("fault:hpf_private_fail", '__put_page(m, t, t["hpf_cache"])\n', ""),),
-       "enomem-private", "contract", "refcount-accurate"),
+       "enomem-private", "contract", "refcount-accurate",
+       contract="__handle_page_fault returns with vmr_lock"),
     Mutation("walk-fail-no-put",
        "pgdir_walk fails to allocate a page table and the -ENOMEM path forgets "
        "__put_page(a_page)",
        (P("fault:hpf_walk_fail_put", '__put_page(m, t, t["hpf_page"])\n', ""),),
-       "enomem-fault", "contract", "refcount-accurate"),
+       "enomem-fault", "contract", "refcount-accurate",
+       contract="__handle_page_fault returns with vmr_lock"),
     Mutation("private-no-cache-put",
        "after copying a private page __handle_page_fault forgets __put_page(cache_page)",
        (P("fault:hpf_private_put", '__put_page(m, t, t["hpf_cache"])', "None"),),
-       "enomem-private", "contract", "refcount-accurate"),
+       "enomem-private", "contract", "refcount-accurate",
+       contract="__handle_page_fault returns with vmr_lock"),
     Mutation("fault-ignores-load-error",
        "__handle_page_fault does not check pm_load_page's return value and maps the "
        "-ENOMEM as a page",
        (P("fault:hpf_loaded", "    if got <= 0:", "    if False:"),),
-       "enomem-fault", "contract", "no-use-after-free"),
+       "enomem-fault", "contract", "no-use-after-free",
+       contract="ppn >= 0 and 0 <= bits <= 0xFFF"),
     Mutation("fileio-enomem-assert",
        "generic_file_read/write keeps the commit's assert(!error) after pm_load_page "
        "(undone fix fileio-enomem): an allocation failure panics the kernel",
@@ -335,11 +358,13 @@ _ALL = [
        "split_vmr never puts the new VMR on pm->pm_vmrs: the remover's passes miss the "
        "PTEs of the piece cut off",
        (P("vmrs:split_publish_locked", 'pm_vmrs_insert_tail(m, t["sp_new"] - 1)\n', ""),),
-       "munmap-partial-vs-remove", "contract", "no-use-after-free"),
+       "munmap-partial-vs-remove", "contract", "no-use-after-free",
+       contract="after pass 2"),
     Mutation("split-no-shrink",
        "split_vmr forgets old_vmr->vm_end = va: the two pieces overlap",
        (P("vmrs:split_publish_locked", 'm.set_vf(t["sp_old"] - 1, "end", t["sp_va"])\n', ""),),
-       "munmap-partial-vs-remove", "contract", "survives"),
+       "munmap-partial-vs-remove", "contract", "survives",
+       contract="isolate_vmrs: no VMR straddles"),
     Mutation("mmap-file-after-add",
        "mmap puts the VMR on pm_vmrs before it sets vm_file and vm_foff (the commit's "
        "order, undone fix mmap-foff-first): the remover reads a VMR without its offset",
@@ -359,7 +384,8 @@ _ALL = [
        "mprotect changes vm_prot but leaves the present PTEs as they are",
        (P("mprotect:mp_pte_read", "m.set_pte(p, k, _new_pte(t, pte))  # the CAS loop: a D bit "
           "set since is kept\n", ""),),
-       "mprotect-then-remove", "contract", "survives"),
+       "mprotect-then-remove", "contract", "survives",
+       contract="every present PTE of the range"),
     Mutation("munmap-no-shootdown",
        "__do_munmap zeroes the PTEs but never calls proc_tlbshootdown before freeing the "
        "private pages",
@@ -395,7 +421,8 @@ _ALL = [
        "undone fix removal-vmr-overlap): a VMR that maps a later page of the range is "
        "never unmapped",
        (P("removal:_visits", 'if m.cfg.fix("removal-vmr-overlap"):', "if False:"),),
-       "munmap-partial-vs-remove", "contract", "no-use-after-free"),
+       "munmap-partial-vs-remove", "contract", "no-use-after-free",
+       contract="after pass 2"),
     Mutation("removal-fold-writable-only",
        "pass 3 folds PTE_D only in VMRs with PROT_WRITE (undone fix removal-fold-always): "
        "a store before mprotect(PROT_READ) is lost",
