@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Every mutation scenario, small first: states of the fixed run, measured once (the order
 # only, not a check; a scenario missing here still runs, last).
-FIRST = ("mprotect-same-prot", "fileio-enomem", "pinned", "exit-sibling", "kfs-two-removals",
+FIRST = ("mprotect-same-prot", "fileio-enomem", "pinned", "scp-munmap-private",
+         "mprotect-two-pages", "exit-sibling", "kfs-two-removals",
          "mprotect-then-remove", "enomem-private", "load-write-remove-load", "restart",
          "two-readers", "read-vs-remove", "munmap-async-private", "scp-writer-vs-remove",
          "exit-vs-remove", "two-loaders", "two-removers", "mmap-merge-vs-remove",
          "scp-tlb-across-sleep", "enomem-fault", "munmap-vs-remove", "fault-write-remove",
-         "munmap-partial-vs-remove", "scp-sleeper-vs-remove", "scp-uthreads-sleep")
+         "munmap-partial-vs-remove", "scp-sleeper-vs-remove", "scp-uthreads-sleep",
+         "two-cores-clean-tlb")
 
 
 def _protocol_mutant_differs() -> bool:

@@ -380,6 +380,17 @@ _ALL = [
        "never folded into PG_DIRTY",
        (P("mprotect:_new_pte", "(old & ~PTE_PERM)", "(old & ~PTE_PERM & ~0x040)"),),  # PTE_D
        "mprotect-then-remove", "no-lost-write"),
+    Mutation("mprotect-first-pte-only",
+       "mprotect's PTE walk takes its end from the wrong VMR and stops after the first "
+       "page: the other PTEs keep the old permissions",
+       (P("mprotect:_next_pte", 'vpn_range(m, t["mp_vmr"] - 1)[1]', 'vpn_range(m, t["mp_vmr"])[1]'),),
+       "mprotect-two-pages", "contract", "survives",
+       contract="every present PTE of the range"),
+    Mutation("store-dirty-carry",
+       "the locked update of a PTE's D bit on a store adds PTE_D instead of or-ing it: "
+       "when another core set D first, the carry clears it and the store is lost",
+       (P("hardware:access_try", "m.set_pte(p, vpn, pte | PTE_D)", "m.set_pte(p, vpn, pte + PTE_D)"),),
+       "two-cores-clean-tlb", "no-lost-write"),
     Mutation("mprotect-no-pte",
        "mprotect changes vm_prot but leaves the present PTEs as they are",
        (P("mprotect:mp_pte_read", "m.set_pte(p, k, _new_pte(t, pte))  # the CAS loop: a D bit "
