@@ -99,3 +99,20 @@ def test_munmap_contract_names_the_range() -> None:
     cfg = load(SCEN / "munmap-partial-vs-fault.toml", "fixed")
     assert Explorer(cfg).explore(progress=False).verdict == "pass"
     assert munmap.mu_unlock_vmr.__wrapped__ is not None  # contracted
+
+
+def test_codec_switches_the_contracts() -> None:
+    """make_codec(True) hands the steps the contracted codec, make_codec(False) the plain
+    functions icontract wraps (a mutant swapping the two ran unnoticed: every check runs
+    with contracts on)."""
+    import icontract
+    from pagemap.codec import CONTRACTED, make_codec
+
+    on, off = make_codec(True), make_codec(False)
+    assert on.contracts and not off.contracts
+    for _, name in CONTRACTED:
+        assert hasattr(getattr(on, name), "__wrapped__"), name
+        assert not hasattr(getattr(off, name), "__wrapped__"), name
+    with pytest.raises(icontract.ViolationError):
+        on.pm_slot_inc_refcnt(-1, 64)  # a slot word is never negative
+    assert off.pm_slot_inc_refcnt(-1, 64) == -1 + (1 << 53)

@@ -17,6 +17,7 @@ selects modules, ``--limit`` samples each module's mutants for a quick figure).
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import random
 import shutil
@@ -36,12 +37,22 @@ CODEC_TESTS = "tests/test_slot.py tests/test_backends_layout.py tests/test_encod
 
 #: module -> the check a mutant of it must fail (cwd: the copy's root)
 MODULES: dict[str, str] = {
+    "codec": f"{GATE} --pytest tests/test_contracts.py::test_codec_switches_the_contracts",
     "slot": f"{GATE} --pytest {CODEC_TESTS}",
+    "radix": GATE,
     "pm": GATE,
     "fault": GATE,
     "munmap": GATE,
     "fileio": GATE,
     "removal": GATE,
+    # the kernel around the protocol
+    "sync": GATE,
+    "vmrs": GATE,
+    "mmap": GATE,
+    "mprotect": GATE,
+    "proc": GATE,
+    "sched": GATE,
+    "hardware": GATE,
 }
 
 #: cosmic-ray operators left out: replacements no programmer would write for the
@@ -95,6 +106,38 @@ def _sample(db: Path, limit: int | None, seed: int) -> None:
     con.close()
 
 
+def annotation_spans(src: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) (line, column) of every annotation of a module that has
+    ``from __future__ import annotations``: they are never evaluated, so a mutant
+    inside one is equivalent by construction (none otherwise)."""
+    tree = ast.parse(src)
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+               and any(a.name == "annotations" for a in n.names) for n in tree.body):
+        return []
+    anns: list[ast.expr] = []
+    for node in ast.walk(tree):
+        ann = (node.returns if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+               else node.annotation if isinstance(node, ast.arg | ast.AnnAssign) else None)
+        if ann is not None:
+            anns.append(ann)
+    return [((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+            for a in anns]
+
+
+def _skip_annotations(db: Path, src: str) -> None:
+    """Mark the mutants inside annotations skipped (see ``annotation_spans``)."""
+    spans = annotation_spans(src)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs "
+                       "WHERE job_id NOT IN (SELECT job_id FROM work_results)").fetchall()
+    drop = [j for j, r, c in rows if any(a <= (r, c) < b for a, b in spans)]
+    con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
+                    "diff) VALUES (?, 'SKIPPED', 'in an annotation: never evaluated', NULL, '')",
+                    [(j,) for j in drop])
+    con.commit()
+    con.close()
+
+
 def run_module(module: str, lane: Path, limit: int | None, seed: int) -> Path:
     cfg, db = lane / f"{module}.toml", OUT / f"{module}.sqlite"
     cfg.write_text(_config(module, MODULES[module]))
@@ -103,6 +146,7 @@ def run_module(module: str, lane: Path, limit: int | None, seed: int) -> Path:
     for cmd in ([_bin("cosmic-ray"), "init", str(cfg), str(db)],
                 [_bin("cr-filter-operators"), str(db), str(cfg)]):
         subprocess.run(cmd, cwd=lane, env=env, check=True, capture_output=True)
+    _skip_annotations(db, (lane / "model" / "pagemap" / f"{module}.py").read_text())
     _sample(db, limit, seed)
     subprocess.run([_bin("cosmic-ray"), "exec", str(cfg), str(db)], cwd=lane, env=env,
                    check=True, capture_output=True)
@@ -136,9 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="mutants per module (a sample)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", action="store_true",
+                    help="only tally the sessions in .mutate/ (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     start = time.monotonic()
+    if args.report:
+        order = [m for m in args.modules if (OUT / f"{m}.sqlite").exists()]
+        return _report(order, [OUT / f"{m}.sqlite" for m in order], start)
     with tempfile.TemporaryDirectory(prefix="pagemap-mutate-") as tmp:
         lanes = []
         for k in range(max(1, args.jobs)):
@@ -159,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             dbs = list(pool.map(job, order))
+    return _report(order, dbs, start)
+
+
+def _report(order: list[str], dbs: list[Path], start: float) -> int:
     killed = total = 0
     report = []
     for module, db in zip(order, dbs, strict=True):

@@ -2,8 +2,10 @@
 (tools/mutate.py, spec/mutations.md): exit 1 at the first check that differs from
 the project's expectation, 0 when every check holds.
 
-The checks, cheapest first so that most mutants die in a second: the mutation
-scenarios of tests/mutation_scenarios (each must pass on fixed, both word sizes),
+The checks, cheapest first so that most mutants die in a second: every mutation
+scenario of tests/mutation_scenarios (each must pass on fixed, both word sizes),
+then every protocol mutant of pagemap.checker.mutations (each killed by the check it
+names, so that a mutant weakening a contract or an invariant is seen),
 then every scenario of scenarios/ on seed and fixed, smallest first, against its
 [expect] entry, with contracts on.  ``--pytest FILE...`` runs those test files
 first (for the codec, whose tests are quick and pointed)."""
@@ -16,9 +18,37 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Small first: states of the fixed run, measured once (order only, not a check).
-FIRST = ("pinned", "load-write-remove-load", "restart", "two-readers", "read-vs-remove",
-         "two-loaders", "two-removers", "munmap-vs-remove", "fault-write-remove")
+# Every mutation scenario, small first: states of the fixed run, measured once (the order
+# only, not a check; a scenario missing here still runs, last).
+FIRST = ("mprotect-same-prot", "fileio-enomem", "pinned", "scp-munmap-private",
+         "mprotect-two-pages", "exit-sibling", "kfs-two-removals",
+         "mprotect-then-remove", "enomem-private", "load-write-remove-load", "restart",
+         "two-readers", "read-vs-remove", "munmap-async-private", "scp-writer-vs-remove",
+         "exit-vs-remove", "two-loaders", "two-removers", "mmap-merge-vs-remove",
+         "scp-tlb-across-sleep", "enomem-fault", "munmap-vs-remove", "fault-write-remove",
+         "munmap-partial-vs-remove", "scp-sleeper-vs-remove", "scp-uthreads-sleep",
+         "two-cores-clean-tlb")
+
+
+def _protocol_mutant_differs() -> bool:
+    """The protocol mutants (pagemap.checker.mutations), each on its scenario (64-bit):
+    a mutant of a contract or an invariant shows as a protocol mutant no longer killed
+    by the check it names.  A protocol mutant whose patch no longer applies (the
+    mutant changed its text) is skipped, not counted as a kill."""
+    from pagemap.checker import mutations as mut
+    from pagemap.checker.patch import PatchError
+
+    for pm in mut.MUTATIONS.values():
+        try:
+            replace = pm.replace()
+        except PatchError:
+            continue
+        out = mut.run(replace, pm.scenario)
+        if ((out.verdict, out.invariant) != ("violation", pm.invariant)
+                or not out.message.startswith(pm.contract)):
+            print(f"killed by protocol mutant {pm.name}: {out.verdict} {out.invariant}")
+            return True
+    return False
 
 
 def main(argv: list[str]) -> int:
@@ -32,13 +62,16 @@ def main(argv: list[str]) -> int:
     from pagemap.checker.scenario import load
 
     mutation_dir = ROOT / "tests" / "mutation_scenarios"
-    for stem in FIRST:
+    stems = sorted(p.stem for p in mutation_dir.glob("*.toml"))
+    for stem in sorted(stems, key=lambda s: FIRST.index(s) if s in FIRST else len(FIRST)):
         for bits in (64, 32):
             cfg = load(mutation_dir / f"{stem}.toml", variant="fixed", word_bits=bits)
             _, out = run_check(cfg, progress=False)
             if out.verdict != "pass":
                 print(f"killed by {stem} [{bits}]: {out.verdict} {out.invariant}")
                 return 1
+    if _protocol_mutant_differs():
+        return 1
     runs = []
     for path in sorted((ROOT / "scenarios").glob("*.toml")):
         for variant in ("seed", "fixed"):

@@ -2,13 +2,17 @@
 
 A ``Patch`` names one function of one module of ``pagemap`` and an exact piece of
 its source text to replace.  ``apply`` compiles the patched function from the
-real module's source, in a copy of that module's globals, and rebuilds every
-function of the module that (directly or through another function of the
-module) calls it, so that the copies call each other; functions of other
-modules that import a patched helper by name are rebuilt against a copy of
-their own globals with that name rebound.  The result maps each affected step
-(``"function.label"``) to its rebuilt function, for ``Explorer(cfg, replace=...)``.
-The modules themselves are never changed, and a patch whose text is not found
+real module's source, in a copy of that module's globals, and rebuilds from
+their own source every function, in any module of ``pagemap``, that reaches it
+through calls by name (its callers, their callers, and functions of other
+modules that import one of them), so that the copies call each other.  The
+result maps each affected step (``"function.label"``) to its rebuilt function,
+for ``Explorer(cfg, replace=...)``.
+
+A rebuilt function keeps every decorator but ``@CODE.step`` (the real step is
+registered already; the copy is its body): its icontract conditions are part
+of the real code, and a mutant runs with them, as the real step does.  The
+modules themselves are never changed, and a patch whose text is not found
 exactly once in the real function raises ``PatchError``: a mutant can never go
 on testing an old copy of a step.
 """
@@ -16,8 +20,10 @@ on testing an old copy of a step.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
+import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterable
@@ -33,17 +39,45 @@ class PatchError(Exception):
 class Patch:
     module: str  # e.g. "pagemap.removal"
     function: str  # a module-level function of it
-    old: str  # exact text in the function's source, once
+    old: str  # exact text in the function's source (decorators included), once
     new: str  # "" with ``old`` ending in a newline: delete those lines
 
 
-def _patched_source(fn: Callable[..., Any], patches: list[Patch]) -> tuple[str, int]:
-    src = textwrap.dedent(inspect.getsource(fn))
+def _raw(fn: Any) -> Any:
+    """The function icontract wraps (it keeps it in ``__wrapped__``)."""
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return fn
+
+
+def _module_functions(mod: types.ModuleType) -> dict[str, Any]:
+    """The functions defined in ``mod`` (decorated or not), by name, as the module
+    binds them."""
+    g = vars(mod)
+    return {n: f for n, f in g.items()
+            if isinstance(f, types.FunctionType) and _raw(f).__globals__ is g}
+
+
+@functools.cache
+def _source(fn: Any) -> tuple[str, int]:
+    """The function's source, decorators included, dedented, and its first line."""
+    lines, first = inspect.getsourcelines(fn)
+    return textwrap.dedent("".join(lines)), first
+
+
+@functools.cache
+def _names(fn: Any) -> frozenset[str]:
+    """Every name the function's source uses, its contracts' lambdas included."""
+    return frozenset(n.id for n in ast.walk(ast.parse(_source(fn)[0])) if isinstance(n, ast.Name))
+
+
+def _patched_source(fn: Any, where: str, patches: list[Patch]) -> str:
+    src = _source(fn)[0]
     for p in patches:
         n = src.count(p.old)
         if n != 1:
-            raise PatchError(f"{p.module}:{p.function}: the text {p.old!r} occurs {n} times "
-                             "in the real function (the code changed: review the mutant)")
+            raise PatchError(f"{where}: the text {p.old!r} occurs {n} times in the real "
+                             "function (the code changed: review the mutant)")
         at = src.index(p.old)
         start, new = at, p.new
         if not new and p.old.endswith("\n"):
@@ -52,47 +86,37 @@ def _patched_source(fn: Callable[..., Any], patches: list[Patch]) -> tuple[str, 
             start = src.rindex("\n", 0, at) + 1
             indent = src[start:at]
             if indent.strip():
-                raise PatchError(f"{p.module}:{p.function}: {p.old!r} does not start a line")
+                raise PatchError(f"{where}: {p.old!r} does not start a line")
             new = f"{indent}pass  # MUTATION: deleted\n"
         src = src[:start] + new + src[at + len(p.old):]
-    return src, inspect.getsourcelines(fn)[1]
+    return src
+
+
+def _is_step_decorator(d: ast.expr) -> bool:
+    return (isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute)
+            and d.func.attr == "step" and isinstance(d.func.value, ast.Name)
+            and d.func.value.id == "CODE")
 
 
 def _compile(src: str, line: int, filename: str, name: str, g: dict[str, Any]) -> Any:
-    tree = ast.parse(src)
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as e:
+        raise PatchError(f"{name}: the patched source does not parse: {e}") from e
     [fdef] = tree.body
     if not isinstance(fdef, ast.FunctionDef) or fdef.name != name:
         raise PatchError(f"{name}: the patched source is not one function")
-    fdef.decorator_list = []  # the real step is registered already; this is its body
+    fdef.decorator_list = [d for d in fdef.decorator_list if not _is_step_decorator(d)]
     ast.increment_lineno(tree, line - 1)
     ns: dict[str, Any] = {}
     exec(compile(tree, filename, "exec"), g, ns)  # noqa: S102 -- the model's own source
     return ns[name]
 
 
-def _rebind(fn: Any, g: dict[str, Any]) -> Any:
-    new = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
-    new.__kwdefaults__ = fn.__kwdefaults__
-    new.__qualname__, new.__doc__, new.__module__ = fn.__qualname__, fn.__doc__, fn.__module__
-    return new
-
-
-def _callers(functions: dict[str, Any], changed: set[str]) -> set[str]:
-    """Names of the module's functions that reach a changed one through calls by name."""
-    out = set(changed)
-    grew = True
-    while grew:
-        grew = False
-        for name, fn in functions.items():
-            if name not in out and out & set(fn.__code__.co_names):
-                out.add(name)
-                grew = True
-    return out
-
-
-def _module_functions(mod: types.ModuleType) -> dict[str, Any]:
-    return {n: f for n, f in vars(mod).items()
-            if isinstance(f, types.FunctionType) and f.__globals__ is vars(mod)}
+def _modules() -> list[types.ModuleType]:
+    return [m for n, m in sorted(sys.modules.items())
+            if m is not None and (n == "pagemap" or n.startswith("pagemap."))
+            and not n.startswith("pagemap.checker")]
 
 
 def apply(patches: Iterable[Patch]) -> dict[str, Callable[..., object]]:
@@ -105,45 +129,45 @@ def apply(patches: Iterable[Patch]) -> dict[str, Callable[..., object]]:
         by_fn.setdefault((p.module, p.function), []).append(p)
     if not by_fn:
         raise PatchError("no patch")
-    # originals (function objects) -> their replacements, module by module
-    replaced: dict[int, Any] = {}
-    rebuilt: dict[int, Any] = {}
-    for module in sorted({m for m, _ in by_fn}):
+    rebuild: dict[int, tuple[types.ModuleType, str, Any]] = {}  # id(original) -> where
+    for module, name in by_fn:
         mod = importlib.import_module(module)
-        funcs = _module_functions(mod)
-        g = dict(vars(mod))
-        new: dict[str, Any] = {}
-        for (m, name), ps in by_fn.items():
-            if m != module:
+        fn = _module_functions(mod).get(name)
+        if fn is None:
+            raise PatchError(f"{module} has no function {name}")
+        rebuild[id(fn)] = (mod, name, fn)
+    # Every function that reaches a rebuilt one by name, in any module, until none is added.
+    mods = _modules()
+    grew = True
+    while grew:
+        grew = False
+        for mod in mods:
+            g = vars(mod)
+            bound = {n for n, v in g.items() if id(v) in rebuild}
+            if not bound:
                 continue
-            if name not in funcs:
-                raise PatchError(f"{module} has no function {name}")
-            src, line = _patched_source(funcs[name], ps)
-            new[name] = _compile(src, line, inspect.getfile(mod), name, g)
-        for name in _callers(funcs, set(new)) - set(new):
-            new[name] = _rebind(funcs[name], g)
-        g.update(new)
-        for name, fn in new.items():
-            replaced[id(funcs[name])] = fn
-            rebuilt[id(funcs[name])] = fn
-    # other modules that call a replaced function by an imported name
-    originals = {id(st.fn): st.fn for st in CODE.steps if st is not None}
-    for mod_name in sorted({f.__module__ for f in originals.values()}):
-        mod = importlib.import_module(mod_name)
-        bound = {n for n, v in vars(mod).items() if id(v) in replaced}
-        if not bound:
-            continue
-        funcs = _module_functions(mod)
-        g = dict(vars(mod))
-        g.update({n: replaced[id(vars(mod)[n])] for n in bound})
-        for name in _callers(funcs, bound) - bound:
-            if id(funcs[name]) not in rebuilt:
-                rebuilt[id(funcs[name])] = _rebind(funcs[name], g)
+            for name, fn in _module_functions(mod).items():
+                if id(fn) not in rebuild and _names(fn) & bound:
+                    rebuild[id(fn)] = (mod, name, fn)
+                    grew = True
+    # Compile each into a copy of its module's globals, then bind every rebuilt name
+    # in every copy (globals are looked up at call time, so the order does not matter).
+    copies: dict[str, dict[str, Any]] = {}
+    new: dict[int, Any] = {}
+    for key, (mod, name, fn) in rebuild.items():
+        g = copies.setdefault(mod.__name__, dict(vars(mod)))
+        ps = by_fn.get((mod.__name__, name))
+        src = _patched_source(fn, f"{mod.__name__}:{name}", ps) if ps else _source(fn)[0]
+        new[key] = _compile(src, _source(fn)[1], inspect.getfile(mod), name, g)
+    for mod_name, g in copies.items():
+        for n, v in vars(sys.modules[mod_name]).items():
+            if id(v) in new:
+                g[n] = new[id(v)]
     out: dict[str, Callable[..., object]] = {}
     for name, pc in CODE.by_name.items():
         st = CODE.steps[pc]
-        if st is not None and id(st.fn) in rebuilt:
-            out[name] = rebuilt[id(st.fn)]
+        if st is not None and id(st.fn) in new:
+            out[name] = new[id(st.fn)]
     if not out:
         raise PatchError("the patches change no step of the program")
     return out
