@@ -48,6 +48,10 @@ class StateStore:
         self.thread_part = [thread_start[b] for b in layout.thread0]
         self.shared = min(self.thread_part) if self.thread_part else len(self.ranges)
         self._slices = [slice(a, b) for a, b in self.ranges]
+        #: The parts thread t's step may change (the shared ones and its own),
+        #: and last those a flush may change (the shared ones).
+        shared = list(range(self.shared))
+        self._moved = [(*shared, k) for k in self.thread_part] + [tuple(shared)]
 
     def _intern(self, k: int, part: State) -> int:
         table = self.tables[k]
@@ -82,10 +86,7 @@ class StateStore:
         idx = array("I", before)
         missing: list[tuple[int, State]] = []
         slices, tables = self._slices, self.tables
-        ks = list(range(self.shared))
-        if thread is not None:
-            ks.append(self.thread_part[thread])
-        for k in ks:
+        for k in self._moved[-1 if thread is None else thread]:
             part = state[slices[k]]
             i = tables[k].get(part)
             if i is None:
