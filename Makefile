@@ -61,7 +61,7 @@ sweep: $(STAMP)
 	$(BIN)/python -m pytest -m sweep -s tests/test_sweep_default.py
 
 bench: $(STAMP)
-	$(BIN)/python -m pagemap.checker.bench
+	nice -n 10 $(BIN)/python -m pagemap.checker.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check model proofs tests tools

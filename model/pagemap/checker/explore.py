@@ -254,7 +254,15 @@ class Explorer:
         max_states: int | None = None,
         max_seconds: float | None = None,
         progress: bool = True,
+        workers: int = 1,
     ) -> Outcome:
+        """Breadth first from the initial state.  ``workers`` > 1 computes the
+        successors on that many processes (pagemap.checker.parallel): the same
+        search, the same outcome."""
+        if workers > 1:
+            from pagemap.checker import parallel
+
+            return parallel.search(self, workers, max_states, max_seconds, progress)
         start = time.monotonic()
         layout = self.layout
         store = StateStore(layout)

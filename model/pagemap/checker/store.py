@@ -21,6 +21,9 @@ from pagemap.machine import Layout
 
 State = tuple[int, ...]
 
+#: A part number a replica store does not know yet (``lookup_after``).
+MISSING = 0xFFFFFFFF
+
 
 def components(layout: Layout) -> list[tuple[int, int]]:
     """The parts of the state vector, as [start, end) ranges covering it."""
@@ -45,6 +48,10 @@ class StateStore:
         self.thread_part = [thread_start[b] for b in layout.thread0]
         self.shared = min(self.thread_part) if self.thread_part else len(self.ranges)
         self._slices = [slice(a, b) for a, b in self.ranges]
+        #: The parts thread t's step may change (the shared ones and its own),
+        #: and last those a flush may change (the shared ones).
+        shared = list(range(self.shared))
+        self._moved = [(*shared, k) for k in self.thread_part] + [tuple(shared)]
 
     def _intern(self, k: int, part: State) -> int:
         table = self.tables[k]
@@ -69,6 +76,47 @@ class StateStore:
             k = self.thread_part[thread]
             idx[k] = self._intern(k, state[slices[k]])
         return idx.tobytes()
+
+    # -- a replica in a worker of the parallel search (pagemap.checker.parallel) ------
+    def lookup_after(self, state: State, before: array, thread: int | None
+                     ) -> tuple[array, list[tuple[int, State]]]:
+        """``key_after`` without interning: the part numbers this store knows,
+        and the parts it does not know as (component, part), their numbers left
+        at MISSING for the store that owns the numbering to fill in."""
+        idx = array("I", before)
+        missing: list[tuple[int, State]] = []
+        slices, tables = self._slices, self.tables
+        for k in self._moved[-1 if thread is None else thread]:
+            part = state[slices[k]]
+            i = tables[k].get(part)
+            if i is None:
+                idx[k] = MISSING
+                missing.append((k, part))
+            else:
+                idx[k] = i
+        return idx, missing
+
+    def resolve(self, idx: bytes, missing: list[tuple[int, State]]) -> bytes:
+        """The key of a successor a replica looked up: its missing parts interned here."""
+        if not missing:
+            return idx
+        a = array("I")
+        a.frombytes(idx)
+        for k, part in missing:
+            a[k] = self._intern(k, part)
+        return a.tobytes()
+
+    def parts_since(self, known: list[int]) -> list[list[State]]:
+        """The parts interned after the first ``known[k]`` of each component."""
+        return [p[n:] for p, n in zip(self.parts, known, strict=True)]
+
+    def add_parts(self, new: list[list[State]]) -> None:
+        """Append parts numbered by the owning store (``parts_since``), in order."""
+        for k, parts in enumerate(new):
+            table, known = self.tables[k], self.parts[k]
+            for part in parts:
+                table[part] = len(known)
+                known.append(part)
 
     def state(self, key: bytes) -> tuple[State, array]:
         """The state a key stands for, and its part numbers."""
