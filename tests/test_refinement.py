@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from pagemap.checker import mutations as mut
-from pagemap.machine import Machine, ThreadView
+from pagemap.machine import PROC_RUNNING_S, PROC_WAITING, Machine, ThreadView
 from pagemap.pageflags import pte2ppn
 from pagemap.removal import _next_pte
 
-from proofs.removal import refinement
+from proofs.removal import refinement, steps_mmu, steps_pm, steps_remover
 from proofs.removal.findings import EXPECTED
 from proofs.removal.invariants import INVARIANTS
+from proofs.removal.steps_mmu import shoot_e
 from proofs.removal.system import STEPS, Alt, System
 
 #: A step the suite cannot exercise, and why (spec/removal/index.md, section 5):
@@ -105,9 +106,11 @@ def test_a_wrong_model_step_is_caught() -> None:
                for f in rep.failures)
 
 
-def test_file_write_skipping_pg_dirty_is_caught() -> None:
-    """The issue's mutant, from the real source: generic_file_write without
-    atomic_or(PG_DIRTY).  Against the proved system the write's end has no step."""
+def test_a_real_source_mutant_is_caught() -> None:
+    """A mutant from the real source: generic_file_write skips PG_DIRTY
+    (``file-write-no-dirty``, its contracts unwrapped so that the run reaches the
+    refinement check).  Against the proved system the write has no step, and the
+    dirty-loop invariants fail."""
     path = Path(mut.SCENARIO_DIR) / "load-write-remove-load.toml"
     clean = refinement.Report()
     refinement.check_scenario(refinement.Checker(clean), path, "fixed")
@@ -118,6 +121,18 @@ def test_file_write_skipping_pg_dirty_is_caught() -> None:
                                              # contract would stop the run before the write ends
                                              mut.MUTATIONS["file-write-no-dirty"].replace().items()})
     assert any("file_io.dirty" in f and "no symbolic step" in f for f in rep.failures)
+    assert any("invariant dirty-recorded false" in f for f in rep.failures)
+
+
+def test_a_real_source_mutant_of_the_dirty_loop_is_caught() -> None:
+    """The dirty loop clears PG_DIRTY but never queues the page for writepage
+    (``dirty-no-writeback``): the test step has no symbolic step."""
+    path = Path(mut.SCENARIO_DIR) / "load-write-remove-load.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed",
+                              model_replace=mut.MUTATIONS["dirty-no-writeback"].replace())
+    assert any("pm_remove_contig.dirty_test" in f and "no symbolic step" in f
+               for f in rep.failures)
     assert any("invariant dirty-recorded false" in f for f in rep.failures)
 
 
@@ -174,3 +189,100 @@ def test_seed_past_a_counterexample_is_counted_not_failed() -> None:
         refinement.check_scenario(refinement.Checker(rep), path, variant)
         assert not rep.failures, rep.failures[:3]
         assert (rep.outside + rep.beyond > 0) == (variant == "seed")
+
+
+# -- the kernel context: each new alternative of the proved system is needed ---------------
+
+
+def test_an_scp_shootdown_that_cannot_miss_e_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed's proc_tlbshootdown of a PROC_RUNNING_S process flushes only the remover's
+    core (F6): without the alternative in which E's core is not reached, the send has
+    no symbolic step."""
+    path = refinement.SCENARIOS / "finding-scp-shootdown.toml"
+    clean = refinement.Report()
+    refinement.check_scenario(refinement.Checker(clean), path, "seed")
+    assert not clean.failures, clean.failures[:3]
+    monkeypatch.setattr(steps_remover, "shoot_e",
+                        lambda sys, pre, post, remote=True: shoot_e(sys, pre, post, False))
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "seed")
+    assert any("shootdown_and_reset.send" in f and "no symbolic step" in f
+               for f in rep.failures), rep.failures[:3]
+
+
+def _sync_only(sys: System, pre: dict[str, Any], post: dict[str, Any],
+               remote: bool = True) -> list[Alt]:
+    """shoot_e flushing E at once only when sync: the caller's own core forgotten."""
+    from z3 import And
+    out = shoot_e(sys, pre, post, remote)
+    return [Alt(And(out[0].guard, pre["sync"]), out[0].changes), *out[1:]]
+
+
+def test_a_shootdown_forgetting_the_own_core_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """munmap on E's own core flushes it at once, also with async shootdowns."""
+    monkeypatch.setattr(steps_mmu, "shoot_e", _sync_only)
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), refinement.SCENARIOS /
+                              "munmap-vs-remove.toml", "fixed")
+    assert any("munmap.shootdown" in f and "no symbolic step" in f and "e: True -> False" in f
+               for f in rep.failures), rep.failures[:3]
+
+
+def test_an_insert_that_cannot_fail_is_caught() -> None:
+    """[faults] enomem: radix_insert fails on an empty slot (an alternative of insert)."""
+    def no_enomem(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+        return [a for k, a in enumerate(steps_pm.insert(sys, pre, post)) if k != 1]
+
+    path = refinement.SCENARIOS / "finding-fileio-enomem.toml"
+    clean = refinement.Report()
+    refinement.check_scenario(refinement.Checker(clean), path, "fixed")
+    assert not clean.failures and clean.alternatives[("insert", 1)] > 0
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep, replace={"insert": no_enomem}), path,
+                              "fixed")
+    assert any("pm_insert_page.insert" in f and "no symbolic step" in f for f in rep.failures)
+
+
+def test_an_scp_blocking_abandons_its_tlb() -> None:
+    """An SCP whose uthread sleeps is PROC_WAITING and its core's TLB is gone: that
+    transition is E's core leaving (``core_leaves``), so a non-empty E may end in it
+    (``tlb_exit``); a transition of an MCP, or that does not block, is not."""
+    path = refinement.SCENARIOS / "scp-sleeps-while-removed.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed")
+    assert not rep.failures, rep.failures[:3]
+    ex = refinement.Explorer(refinement.load(path, "fixed"), contracts=False, merge_local=False)
+    layout = ex.layout
+    [c] = [c for c, core in enumerate(layout.cfg.cores) if core.proc >= 0]
+    state_off = layout.proc_off(layout.cfg.cores[c].proc, "state")
+    seen, todo, sleeps, others = set(), [refinement.initial_state(layout)], 0, 0
+    while todo:
+        s = todo.pop()
+        for t, _actor, _flush, _label in refinement._moves(ex, s):
+            if s[state_off] == PROC_RUNNING_S and t[state_off] == PROC_WAITING:
+                sleeps += 1
+                assert refinement.core_leaves(layout, s, t, c)
+                assert not any(t[o] for o in layout.tlb_off[c].values())
+            elif refinement.core_leaves(layout, s, t, c):
+                # otherwise only when the core's last thread is done
+                others += any(t[layout.thread0[u]] for u in layout.cfg.cores[c].threads)
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    assert sleeps > 0 and others == 0
+
+
+def test_scenarios_out_of_scope_have_reasons() -> None:
+    """The refinement suite leaves out only scenarios with an op or a kernel context the
+    proved system does not model, each with its reason, and each is a row."""
+    gone = refinement.excluded()
+    assert gone and all(why for why in gone.values())
+    assert len(gone) + len(refinement.all_scenarios()) == len(refinement.every_scenario())
+    rows = {r.name: r for r in refinement.records(refinement.Report())}
+    for stem, why in gone.items():
+        r = rows[f"refinement/{stem}"]
+        assert (r.result, r.expected) == ("incomplete", "incomplete") and why in r.detail
+    # in scope: a full munmap, an SCP, a blocking readpage, a kernel-only ENOMEM
+    kept = {p.stem for p in refinement.all_scenarios()}
+    assert {"munmap-vs-remove", "scp-sleeps-while-removed", "blocking-readpage",
+            "finding-fileio-enomem"} <= kept

@@ -1,9 +1,12 @@
 """The abstraction function: a concrete state of the executable model, seen from one
 slot, one PTE and one TLB entry, as values of the symbolic state (proofs/removal/state.py).
 
-A *focus* picks the slot index ``i``, the PTE ``X = pte(v, k)`` of a shared VMR
-``v`` mapping file page ``i`` (or none: a phantom X whose VMR is already gone)
-and the user thread ``u`` whose TLB entry for X is ``E`` (or none).  Every
+A *focus* picks the slot index ``i``, the PTE ``X`` of a shared declared VMR
+``v`` mapping file page ``i`` at its page ``k`` (process ``p``'s PTE for that
+virtual page; or none: a phantom X whose VMR is already gone) and the core
+``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the VMR record
+of ``v`` (machine.Layout.decl_rec): the refinement suite has no op that moves
+it (refinement.OUT_OF_SCOPE).  Every
 other thread, PTE and TLB entry is summarised exactly as the symbolic state
 counts it.  Registers are read only where the symbolic state has a copy of
 them (``rm_old`` at i, the remover's and munmap's PTE registers at X, ...).
@@ -20,11 +23,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagemap.codec import make_codec
-from pagemap.machine import DONE_PC, Layout, Machine, ThreadView, tlb_dirty, tlb_ppn
+from pagemap.machine import (
+    DONE_PC,
+    PROC_RUNNING_S,
+    PROC_WAITING,
+    Layout,
+    Machine,
+    ThreadView,
+    tlb_dirty,
+    tlb_ppn,
+)
 from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, pte2ppn
-from pagemap.removal import _vmr_range, store_get
+from pagemap.removal import _visits, store_get
 from pagemap.slot import PAGE2PPN_NULL
-from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PROT_WRITE
+from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PGSHIFT, PROT_WRITE
 
 from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Rm
 
@@ -38,15 +50,28 @@ class AbstractionError(Exception):
 @dataclass(frozen=True)
 class Focus:
     i: int  # slot index (file page)
-    v: int | None  # X's VMR
+    v: int | None  # X's declared VMR (index into Config.vmrs)
     k: int  # X's page within the VMR
-    u: int | None  # E's thread
+    c: int | None  # E's core
 
     def describe(self, layout: Layout) -> str:
         cfg = layout.cfg
         x = f"{cfg.vmrs[self.v].name}+{self.k}" if self.v is not None else "-"
-        e = cfg.threads[self.u].name if self.u is not None else "-"
+        e = cfg.cores[self.c].name if self.c is not None else "-"
         return f"slot {self.i}, X {x}, E {e}"
+
+    def rec(self, layout: Layout) -> int:
+        """X's VMR record."""
+        assert self.v is not None
+        return layout.decl_rec[self.v]
+
+    def proc(self, layout: Layout) -> int:
+        assert self.v is not None
+        return layout.cfg.vmrs[self.v].proc
+
+    def vpn(self, layout: Layout) -> int:
+        assert self.v is not None
+        return layout.cfg.vmrs[self.v].base_vpn + self.k
 
 
 def foci(layout: Layout) -> Iterator[Focus]:
@@ -58,10 +83,9 @@ def foci(layout: Layout) -> Iterator[Focus]:
             if not vmr.vm_flags & MAP_SHARED or not vmr.first_idx <= i < vmr.first_idx + vmr.npages:
                 continue
             found = True
-            users: list[int | None] = [t for t, th in enumerate(cfg.threads)
-                                       if th.proc == vmr.proc]
-            for u in users or [None]:
-                yield Focus(i, v, i - vmr.first_idx, u)
+            cores: list[int | None] = list(cfg.proc_cores(vmr.proc))
+            for c in cores or [None]:
+                yield Focus(i, v, i - vmr.first_idx, c)
         if not found:
             yield Focus(i, None, 0, None)
 
@@ -84,6 +108,16 @@ class View:
         self.m = Machine(layout, state)
         self.threads = [self.m.thread(t) for t in range(len(self.cfg.threads))]
         self.labels = [_label(layout, t) for t in self.threads]
+        self._visits: dict[tuple[int, int], bool] = {}
+
+    def visits(self, r: ThreadView, rec: int) -> bool:
+        """The remover's passes visit VMR record rec (its fields as they are now);
+        shared by the foci of the state."""
+        key = (r.id, rec)
+        hit = self._visits.get(key)
+        if hit is None:
+            hit = self._visits[key] = _visits(self.m, r, rec) is not None
+        return hit
 
     def remover(self, i: int) -> ThreadView | None:
         """The remover past its swap whose range covers i."""
@@ -101,8 +135,16 @@ def _ret(t: ThreadView) -> int:
     return t[f"ret{t['sp'] - 1}"]
 
 
-def _at(t: ThreadView, v: int | None, k: int) -> bool:
-    return v is not None and t["rm_vmr"] == v and t["rm_k"] == k
+def _at(view: View, t: ThreadView, f: Focus) -> bool:
+    """The remover's walk is at X (rm_vmr is a record + 1, rm_k a virtual page)."""
+    return f.v is not None and t["rm_vmr"] == f.rec(view.L) + 1 and \
+        t["rm_k"] == f.vpn(view.L)
+
+
+def _pos(view: View, reg: int) -> int:
+    """The position on pm_vmrs of the VMR record ``reg - 1`` (-1: before the first)."""
+    order = view.m.pm_vmrs()
+    return order.index(reg - 1) if reg and reg - 1 in order else -1
 
 
 def _rm_phase(view: View, r: ThreadView | None, f: Focus) -> int:
@@ -122,15 +164,15 @@ def _rm_phase(view: View, r: ThreadView | None, f: Focus) -> int:
         return {-1: Rm.MARK, 1: Rm.P2}.get(rel, Rm.MCAS if label == "mark_cas" else Rm.MPAGE)
     if func == "shootdown_and_reset":
         if label == "wait" and _x_v2(view, r, f) and f.v is not None and \
-                store_get(r, r["sd_j"]) == view.cfg.vmrs[f.v].proc + 1:
+                store_get(r, r["sd_j"]) == f.proc(view.L) + 1:
             return Rm.P2WAIT
         return Rm.P2
     if label.startswith("p2_"):
-        return Rm.P2W if label == "p2_write" and _at(r, f.v, f.k) else Rm.P2
+        return Rm.P2W if label == "p2_write" and _at(view, r, f) else Rm.P2
     if label.startswith("p3_"):
-        if label == "p3_dirty" and _at(r, f.v, f.k):
+        if label == "p3_dirty" and _at(view, r, f):
             return Rm.P3D
-        if label == "p3_zero" and _at(r, f.v, f.k):
+        if label == "p3_zero" and _at(view, r, f):
             return Rm.P3Z
         return Rm.P3
     if label == "dirty_start":
@@ -157,26 +199,30 @@ def _rm_phase(view: View, r: ThreadView | None, f: Focus) -> int:
 
 
 def _x_vis(view: View, r: ThreadView | None, f: Focus) -> bool:
+    """The remover's passes visit X's VMR: it is on pm_vmrs and not skipped."""
     if r is None or f.v is None or view.labels[r.id] == "pm_remove_contig.lock":
         return False
-    return _vmr_range(view.m, r, f.v) is not None
+    rec = f.rec(view.L)
+    return view.m.on_pm(rec) and view.visits(r, rec)
 
 
 def _x_v2(view: View, r: ThreadView, f: Focus) -> bool:
     """Pass 2 has visited X."""
     if not _x_vis(view, r, f):
         return False
-    v, k = f.v, f.k
-    assert v is not None
+    v, k = _pos(view, f.rec(view.L) + 1), f.vpn(view.L)
     lab = view.labels[r.id]
     assert lab is not None
     func, label = lab.split(".")
-    vm, rk = r["rm_vmr"], r["rm_k"]
+    vm, rk = _pos(view, r["rm_vmr"]), r["rm_k"]
     if func == "shootdown_and_reset":
         if _ret(r) == view.L.code.pc("pm_remove_contig.p3_start"):
             return True
-        return vm > v
-    if label in ("p2_vmr", "p2_lock", "p2_push"):
+        return vm >= v  # called from p2_unlock: rm_vmr is the VMR just walked
+    # rm_vmr is the VMR last walked until p2_vmr picks the next one (-1: none yet)
+    if label in ("p2_vmr", "p2_push"):
+        return vm >= v
+    if label == "p2_lock":
         return vm > v
     if label == "p2_read":
         return vm > v or (vm == v and rk > k)
@@ -189,12 +235,11 @@ def _x_v2(view: View, r: ThreadView, f: Focus) -> bool:
 
 def _x_owed(view: View, r: ThreadView, f: Focus) -> bool:
     """X's process is in the current batch (or about to join it), not yet shot down."""
-    assert f.v is not None
-    proc = view.cfg.vmrs[f.v].proc + 1
+    proc = f.proc(view.L) + 1
     lab = view.labels[r.id]
     assert lab is not None
     label = lab.split(".")[1]
-    if label in ("p2_read", "p2_write", "p2_unlock") and r["rm_vmr"] == f.v:
+    if label in ("p2_read", "p2_write", "p2_unlock") and r["rm_vmr"] == f.rec(view.L) + 1:
         return True
     if r["rm_after"] == proc:
         return True
@@ -209,15 +254,16 @@ def _x_owed(view: View, r: ThreadView, f: Focus) -> bool:
 def _x_v3(view: View, r: ThreadView, f: Focus) -> bool:
     if not _x_vis(view, r, f):
         return False
-    v, k = f.v, f.k
-    assert v is not None
+    v, k = _pos(view, f.rec(view.L) + 1), f.vpn(view.L)
     lab = view.labels[r.id]
     assert lab is not None
     label = lab.split(".")[1]
-    vm, rk = r["rm_vmr"], r["rm_k"]
+    vm, rk = _pos(view, r["rm_vmr"]), r["rm_k"]
     if label in ("p3_start",):
         return False
-    if label in ("p3_vmr", "p3_lock"):
+    if label == "p3_vmr":
+        return vm >= v
+    if label == "p3_lock":
         return vm > v
     if label == "p3_read":
         return vm > v or (vm == v and rk > k)
@@ -228,35 +274,71 @@ def _x_v3(view: View, r: ThreadView, f: Focus) -> bool:
     return False
 
 
+#: munmap's steps and __vmr_free_pgs's, by where they leave X (state.Mu): before the
+#: walk reaches X, at X, past it; None: decided by the walk's position.
+_MU_AT = {
+    "munmap.lock_vmr": Mu.NONE, "isolate_vmrs.first": Mu.P1, "isolate_vmrs.second": Mu.P1,
+    "isolate_vmrs.done": Mu.P1, "munmap.lock_pte1": Mu.P1, "munmap.unlock_pte1": Mu.P1D,
+    "munmap.shootdown": Mu.P1D, "munmap.shootdown_wait": Mu.SDW, "munmap.p2_start": Mu.P2,
+    "munmap.unlock_pte2": Mu.P2D, "destroy_vmr.start": Mu.UL, "pm_remove_vmr.lock": Mu.UL,
+    "pm_remove_vmr.unlink": Mu.UL, "destroy_vmr.free": Mu.DEAD,
+}
+
+
 def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
-    """munmap of X's VMR: its phase (state.Mu) and its thread."""
+    """munmap of X's VMR: its phase (state.Mu) and its thread.  The munmap is the
+    running op of a thread of X's process that names X's page; once destroy_vmr
+    has freed the record, X's VMR is gone and the phase is NONE again."""
     if f.v is None:
         return Mu.NONE, None
+    L, rec, vpn = view.L, f.rec(view.L), f.vpn(view.L)
     for t, lab in zip(view.threads, view.labels, strict=True):
-        if lab is None:
+        if lab is None or t.proc != f.proc(L):
             continue
-        func, label = lab.split(".")
-        if func == "pm_remove_vmr" and t["rmv_vmr"] == f.v:
-            return Mu.UL, t
-        if func != "munmap" or t["mu_vmr"] != f.v:
+        ops = view.cfg.threads[t.id].ops
+        op = ops[t["op"]] if t["op"] < len(ops) else None
+        if op is None or op.op != "munmap" or op.vmr != f.v or \
+                not op.page <= f.k < op.page + op.pages:
             continue
-        k, mk = f.k, t["mu_k"]
-        phase = {
-            "lock_vmr": Mu.NONE, "lock_pte1": Mu.P1, "unlock_pte1": Mu.P1D,
-            "shootdown": Mu.P1D, "shootdown_wait": Mu.SDW, "lock_pte2": Mu.P2,
-            "unlock_pte2": Mu.P2D, "unlock_vmr": Mu.DEAD,
-        }.get(label)
-        if phase is None:
-            if label == "p1_read":
-                phase = Mu.P1 if mk <= k else Mu.P1D
-            elif label == "p1_write":
-                phase = Mu.P1W if mk == k else (Mu.P1 if mk < k else Mu.P1D)
-            elif label == "p2_read":
-                phase = Mu.P2 if mk <= k else Mu.P2D
-            elif label == "p2_zero":
-                phase = Mu.P2R if mk == k else (Mu.P2 if mk < k else Mu.P2D)
+        func = lab.split(".")[0]
+        if func not in ("munmap", "isolate_vmrs", "__vmr_free_pgs", "destroy_vmr",
+                        "pm_remove_vmr"):
+            continue
+        if func in ("destroy_vmr", "pm_remove_vmr") or lab == "munmap.unlock_pte2":
+            reg = t["dv_vmr"] if func == "destroy_vmr" else (
+                t["rmv_vmr"] if func == "pm_remove_vmr" else t["mu_vmr"])
+            if reg != rec + 1:
+                # another VMR of the range: X's is before it (done) or after it (pass 2)
+                done = not view.m.alive(rec)
+                return (Mu.NONE if done else Mu.P2), (None if done else t)
+        if lab in _MU_AT:
+            if not view.m.alive(rec) and _MU_AT[lab] in (Mu.P2, Mu.P2D):
+                return Mu.NONE, None
+            return _MU_AT[lab], t
+        if not view.m.alive(rec):
+            return Mu.NONE, None
+        base = view.m.vf(rec, "base")
+        if func == "munmap" and lab in ("munmap.p1_read", "munmap.p1_write"):
+            mr, mk = t["mu_vmr"] - 1, t["mu_vpn"]
+            before = mr != rec and view.m.vf(mr, "base") < base
+            after = mr != rec and not before
+            if lab == "munmap.p1_read":
+                phase = Mu.P1 if before or (not after and mk <= vpn) else Mu.P1D
             else:
-                raise AbstractionError(f"munmap at an unknown step {lab}")
+                phase = Mu.P1W if mr == rec and mk == vpn else (
+                    Mu.P1 if before or (mr == rec and mk < vpn) else Mu.P1D)
+        elif lab in ("munmap.lock_pte2", "munmap.p2_next", "munmap.unlock_vmr"):
+            phase = Mu.P2
+        elif func == "__vmr_free_pgs":
+            fr, fk = t["fp_vmr"] - 1, t["fp_vpn"]
+            if fr != rec or lab == "__vmr_free_pgs.start":
+                phase = Mu.P2
+            elif lab == "__vmr_free_pgs.read":
+                phase = Mu.P2 if fk <= vpn else Mu.P2D
+            else:
+                phase = Mu.P2R if fk == vpn else (Mu.P2 if fk < vpn else Mu.P2D)
+        else:
+            raise AbstractionError(f"munmap at an unknown step {lab}")
         return phase, t
     return Mu.NONE, None
 
@@ -288,7 +370,8 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     flags = m.pg(page, "flags") if page is not None else 0
     a: dict[str, Any] = {
         "null": PAGE2PPN_NULL[bits] & ((1 << bits) - 1),
-        "sync": cfg.shootdown == "sync",
+        "sync": cfg.shootdown == "sync", "enomem": cfg.enomem,
+        "scp": f.v is not None and cfg.processes[f.proc(layout)].mode == "scp",
         "slot": m.slot(i), "ppn": page or 0, "live": live,
         "upd": bool(flags & PG_UPTODATE), "rmf": bool(flags & PG_REMOVAL),
         "dirty": bool(flags & PG_DIRTY),
@@ -358,8 +441,8 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a["rm_old"] = r["rm_old"] if r is not None and rm in (
         Rm.MCAS, Rm.MPAGE, Rm.FCAS, Rm.FUM, Rm.FZERO, Rm.FDEC, Rm.FDEL) else 0
     a["pinned"] = bool(run and r is not None and r["rm_pinned"] and any(
-        m.on_pm(w) and vmr.vm_flags & MAP_LOCKED and vmr.first_idx <= i < vmr.first_idx +
-        vmr.npages for w, vmr in enumerate(cfg.vmrs)))
+        m.vf(w, "flags") & MAP_LOCKED and _RAW.vmr_has_page_idx(m.vmr(w), i)
+        for w in m.pm_vmrs()))
     wb = False
     if r is not None and rm in Rm.DIRTY + (Rm.WB,) and view.labels[r.id] != \
             "pm_remove_contig.relock":
@@ -369,19 +452,20 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a["dl_before"] = rm == Rm.WB and r is not None and r["rm_i"] <= i
     a["ord"] = bool(
         r is not None and cfg.fix("atomic-pte-update")
-        and view.labels[r.id] == "pm_remove_contig.p3_dirty" and not _at(r, f.v, f.k)
+        and view.labels[r.id] == "pm_remove_contig.p3_dirty" and not _at(view, r, f)
         and _names(r["rm_pte"], page) and r["rm_pte"] & PTE_D)
 
     # X.
     if f.v is not None:
         vmr = cfg.vmrs[f.v]
-        pte = m.pte(f.v, f.k)
+        rec = f.rec(layout)
+        pte = m.pte(f.proc(layout), f.vpn(layout))
         if pte and not _names(pte, page):
             raise AbstractionError(f"X = {pte:#x} names page {pte2ppn(pte)}, not P = {page}")
         xn = _names(pte, page)
         a.update(xn=xn, xp=xn and bool(pte & PTE_P), xd=xn and bool(pte & PTE_D),
                  x_w=bool(vmr.vm_prot & PROT_WRITE), x_locked=bool(vmr.vm_flags & MAP_LOCKED),
-                 x_linked=m.on_pm(f.v), x_alive=m.alive(f.v))
+                 x_linked=m.on_pm(rec), x_alive=m.alive(rec))
     else:
         a.update(xn=False, xp=False, xd=False, x_w=False, x_locked=False, x_linked=False,
                  x_alive=False)
@@ -402,44 +486,57 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a["mu_need"] = bool(mt is not None and mu in (Mu.P1, Mu.P1W, Mu.P1D) and mt["mu_needed"])
     mr_n = mr_d = False
     if mu in (Mu.P1W, Mu.P2R) and mt is not None:
-        mr_n, mr_d = _names(mt["mu_pte"], page), bool(mt["mu_pte"] & PTE_D)
+        reg = mt["mu_pte"] if mu == Mu.P1W else mt["fp_pte"]
+        mr_n, mr_d = _names(reg, page), bool(reg & PTE_D)
     a.update(mr_n=mr_n, mr_d=mr_d)
 
     # E.
     e = ed = ep = False
-    if f.u is not None and f.v is not None:
-        entry = m.tlb(f.u, f.v, f.k)
+    if f.c is not None and f.v is not None:
+        entry = m.tlb(f.c, f.vpn(layout))
         if entry and tlb_ppn(entry) != page:
             raise AbstractionError(f"E maps page {tlb_ppn(entry)}, not P = {page}")
         e = bool(entry)
         ed = e and tlb_dirty(entry)
-        ep = m.flush_pending(f.u)
+        ep = m.flush_pending(f.c)
     a.update(e=e, ed=ed, ep=ep)
 
     # Other PTEs naming P, and munmap registers holding their D bit.
     counts = dict.fromkeys(OTHERS, 0)
-    for w, vmr in enumerate(cfg.vmrs):
-        for k in range(vmr.npages):
-            if (w, k) == (f.v, f.k):
+    x_at = (f.proc(layout), f.vpn(layout)) if f.v is not None else None
+    for p in range(len(cfg.processes)):
+        for vpn in cfg.aspace[p]:
+            if (p, vpn) == x_at:
                 continue
-            pte = m.pte(w, k)
+            pte = m.pte(p, vpn)
             if not _names(pte, page):
                 continue
-            cls = "b" if run and r is not None and _vmr_range(m, r, w) is None else "a"
+            w = m.find_vmr(p, vpn << PGSHIFT)
+            cls = "b" if run and r is not None and (
+                w is None or not m.on_pm(w) or not view.visits(r, w)) else "a"
             key = f"{cls}_{'p' if pte & PTE_P else 'n'}{'d' if pte & PTE_D else 'c'}"
             counts[key] += 1
     a.update(counts)
     omd = 0
     if cfg.fix("munmap-fold-dirty"):
         for t, lab in zip(view.threads, view.labels, strict=True):
-            if lab == "munmap.p2_zero" and (t["mu_vmr"], t["mu_k"]) != (f.v, f.k) and \
-                    _names(t["mu_pte"], page) and t["mu_pte"] & PTE_D:
+            if lab == "__vmr_free_pgs.zero" and (t.proc, t["fp_vpn"]) != x_at and \
+                    _names(t["fp_pte"], page) and t["fp_pte"] & PTE_D:
                 omd += 1
     a["omd"] = omd
     return a
 
 
-def thread_finished(layout: Layout, pre: tuple[int, ...], post: tuple[int, ...], t: int) -> bool:
-    """Thread t ran its last op to completion in this transition."""
-    base = layout.thread0[t]
-    return pre[base] != DONE_PC and post[base] == DONE_PC
+def core_leaves(layout: Layout, pre: tuple[int, ...], post: tuple[int, ...], c: int) -> bool:
+    """Core c abandons its process's address space in this transition (its TLB is
+    emptied without a flush): the last thread homed on it ran its last op
+    (sched.finish), or its SCP blocked and is PROC_WAITING now (sched.sleep)."""
+    core = layout.cfg.cores[c]
+    threads = core.threads
+    if any(pre[layout.thread0[t]] != DONE_PC for t in threads) and \
+            all(post[layout.thread0[t]] == DONE_PC for t in threads):
+        return True
+    if core.proc < 0 or layout.cfg.processes[core.proc].mode != "scp":
+        return False
+    off = layout.proc_off(core.proc, "state")
+    return pre[off] == PROC_RUNNING_S and post[off] == PROC_WAITING

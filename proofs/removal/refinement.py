@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import z3
-from pagemap.checker.explore import Explorer
+from pagemap.checker.explore import BRANCH, Explorer
 from pagemap.checker.invariants import check_state
 from pagemap.checker.scenario import load
 from pagemap.config import Config
@@ -44,8 +44,8 @@ from proofs.removal.abstraction import (
     Focus,
     View,
     abstract,
+    core_leaves,
     foci,
-    thread_finished,
 )
 from proofs.removal.evaluate import Compiler, Fn
 from proofs.removal.invariants import INVARIANTS, init
@@ -127,13 +127,13 @@ class Relations:
         ka = key_of(a) if ka is None else ka
         kb = key_of(b) if kb is None else kb
         own = [n for lab in labels for n in self.by_label.get(lab, [])]
-        hit = self._match.get((ka, kb), ())
-        if hit == ():
+        hit: tuple[str, int] | None
+        if (ka, kb) not in self._match:
             env = _env(a, b)
             hit = self._first(env, own) or self._first(
                 env, [s.name for s in self.steps if s.name not in own])
             self._match[(ka, kb)] = hit
-        elif hit is not None and hit[0] not in own and own:
+        elif (hit := self._match[(ka, kb)]) is not None and hit[0] not in own and own:
             # memoised under another label: this label's own steps come first
             hit = self._first(_env(a, b), own) or hit
         if hit is None:
@@ -273,8 +273,9 @@ class Checker:
         label = what.split(" ")[-1]
         rel = self.rel(cfg)
         for f in fs:
-            # E's thread running its last op also empties its TLB ("dispatch")
-            ends = f.u is not None and not flush and thread_finished(layout, s, t, f.u)
+            # E's core abandoning the address space (its last thread done, or its
+            # SCP blocked) empties its TLB in the same step ("dispatch")
+            ends = f.c is not None and not flush and core_leaves(layout, s, t, f.c)
             labels = (label, "dispatch") if ends else (label,)
             ha, hb = self.abs(layout, s, f), self.abs(layout, t, f)
             if ha is None or hb is None:
@@ -390,6 +391,7 @@ def _moves(ex: Explorer, s: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], 
         if actor < 0:
             yield nxt, -actor - 1, True, "flush"
             continue
+        actor &= BRANCH - 1  # an allocation failure's branch is the same step
         step = layout.steps[s[layout.thread0[actor]]]
         label = f"{step.func}.{step.label}" if step is not None else "?"
         yield nxt, actor, False, f"{layout.cfg.threads[actor].name} {label}"
@@ -426,7 +428,9 @@ def check_scenario(checker: Checker, path: Path, variant: str,
     cfg = load(path, variant)
     if path.name in PM_VMRS_ORDER:
         cfg = reorder_vmrs(cfg, PM_VMRS_ORDER[path.name])
-    ex = Explorer(cfg, contracts=True, merge_local=False, replace=model_replace)
+    # Contracts off: the same steps (icontract keeps them in __wrapped__), whose
+    # conditions the scenario suite checks; here they would cost a third of the time.
+    ex = Explorer(cfg, contracts=False, merge_local=False, replace=model_replace)
     layout = ex.layout
     fs = list(foci(layout))
     checker.foci = fs
@@ -478,8 +482,88 @@ def check_scenario(checker: Checker, path: Path, variant: str,
 EXTRA = Path(__file__).resolve().parent / "scenarios"
 
 
-def all_scenarios() -> list[Path]:
+#: Ops whose steps change what the abstraction holds constant or has no step for,
+#: and why the proved system has no sound image of them (spec/removal/index.md,
+#: section 6).  A scenario with one of them is out of the refinement suite: its
+#: transitions would be reported unmatched, not stuttered.
+OUT_OF_SCOPE_OPS: dict[str, str] = {
+    "mmap": "mmap creates a VMR and links it on pm_vmrs (and F13's populate, F14's foff "
+            "window): the proved system has no step that makes X's VMR alive or linked",
+    "mprotect": "mprotect changes vm_prot and PTE_W of a VMR the remover may be walking (F11): "
+                "the proved system's writable bit x_w is a constant",
+    "munmap (partial)": "a partial munmap splits a linked VMR (split_vmr, F10): X's VMR "
+                        "record is the declared one, whose geometry the abstraction fixes",
+    "exit": "proc_destroy and __proc_free tear the address space down "
+            "(unmap_and_destroy_vmrs): the proved system has no teardown phases",
+}
+
+
+#: Kernel context of a run that the proved system does not model, and why.
+KFS = ("[filesystem] writepage = kfs: writepage fails (F8); the fix puts PG_DIRTY back and "
+       "clears PG_REMOVAL while the slot keeps its removal flag, a state the proved mark "
+       "invariant excludes: the writeback phase needs a failure outcome first")
+ENOMEM_USER = ("[faults] enomem with user threads: a failed allocation in a page fault kills "
+               "the process (proc_destroy, then __proc_free's unmap_and_destroy_vmrs), "
+               "which zeroes still-present PTEs: the proved system has no teardown phases")
+
+
+SEGV = ("a user access can follow the munmap of its VMR: SIGSEGV kills the process "
+        "(proc_destroy, then __proc_free's unmap_and_destroy_vmrs), which zeroes "
+        "still-present PTEs: the proved system has no teardown phases")
+
+
+def _may_segfault(cfg: Config) -> bool:
+    """Some user access may run after the munmap of its VMR (another thread's, or its
+    own thread's earlier op): the page fault finds no VMR and the process dies."""
+    for t, th in enumerate(cfg.threads):
+        for k, op in enumerate(th.ops):
+            if op.op != "munmap":
+                continue
+            for u, other in enumerate(cfg.threads):
+                if other.proc != th.proc:
+                    continue
+                later = other.ops[k + 1:] if u == t else other.ops
+                if any(a.op in ("read", "write") and a.vmr == op.vmr for a in later):
+                    return True
+    return False
+
+
+def out_of_scope(cfg: Config) -> str | None:
+    """Why a scenario is not in the refinement suite (None: it is)."""
+    if cfg.writepage == "kfs":
+        return KFS
+    if cfg.enomem and any(th.proc >= 0 for th in cfg.threads):
+        return ENOMEM_USER
+    if _may_segfault(cfg):
+        return SEGV
+    for th in cfg.threads:
+        for op in th.ops:
+            name = op.op
+            if name == "munmap" and (op.page, op.pages) != (0, cfg.vmrs[op.vmr].npages):
+                name = "munmap (partial)"
+            if name in OUT_OF_SCOPE_OPS:
+                return f"{name}: {OUT_OF_SCOPE_OPS[name]}"
+    return None
+
+
+def every_scenario() -> list[Path]:
     return sorted(SCENARIOS.glob("*.toml")) + sorted(EXTRA.glob("*.toml"))
+
+
+def excluded() -> dict[str, str]:
+    """The scenarios left out of the refinement suite, and why."""
+    out = {}
+    for path in every_scenario():
+        why = out_of_scope(load(path, "fixed"))
+        if why is not None:
+            out[path.stem] = why
+    return out
+
+
+def all_scenarios() -> list[Path]:
+    """The refinement suite: every scenario whose ops the proved system models."""
+    gone = excluded()
+    return [p for p in every_scenario() if p.stem not in gone]
 
 
 def merge(into: Report, part: Report) -> None:
@@ -512,7 +596,8 @@ def _one(task: tuple[Path, str, int | None, int, bool]) -> Report:
     if _WORKER is None:
         _WORKER = Checker(Report())
     _WORKER.report = Report()
-    _WORKER.wanted = list(enumerate(EXPECTED)) if findings and variant == "seed" else []
+    _WORKER.wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.seed] \
+        if findings and variant == "seed" else []
     check_scenario(_WORKER, path, variant, max_states, walks)
     return _WORKER.report
 
@@ -609,6 +694,9 @@ def records(report: Report) -> list[Any]:
     from proofs.removal.findings import EXPECTED
 
     out = []
+    for stem, reason in sorted(excluded().items()):
+        out.append(CheckResult("refinement", f"refinement/{stem}", "incomplete", "incomplete",
+                               0.0, detail=f"not in the refinement suite: {reason}"))
     for stem, variant, states, nfoci, secs, nfail, exhaustive in report.per_run:
         result = "violation" if nfail else ("pass" if exhaustive else "incomplete")
         detail = (f"{'exhaustive' if exhaustive else 'NOT exhaustive'}: {states} states x "

@@ -99,6 +99,8 @@ VARS: tuple[Var, ...] = (
     Var("sync", "bool", const=True, doc="shootdown = sync (the ideal TLB service)"),
     Var("x_w", "bool", const=True, doc="X's VMR is writable"),
     Var("x_locked", "bool", const=True, doc="X's VMR is MAP_LOCKED"),
+    Var("scp", "bool", const=True, doc="X's process is an SCP (PROC_RUNNING_S when it runs)"),
+    Var("enomem", "bool", const=True, doc="allocations may fail ([faults] enomem)"),
     # the slot and its page
     Var("slot", "bv", doc="the slot word of index i"),
     Var("ppn", "bv", doc="P's page number (0 when there is no page)"),

@@ -1,5 +1,5 @@
 """Steps of the address-space side: page faults, the TLB, user stores, munmap
-(kern/src/mm.c, the hardware of DESIGN §4, proc_tlbshootdown).
+(kern/src/mm.c, the hardware model of spec/model.md, proc_tlbshootdown).
 
 X is one PTE of a shared VMR mapping file page f and E one core's TLB entry
 for X.  Every other PTE naming P is counted by class and (present, dirty);
@@ -39,7 +39,7 @@ MU_RMW_X = (Mu.P1W, Mu.P2R)
 # -- handle_page_fault ----------------------------------------------------------------------
 
 
-@step("fault_install_x", ["handle_page_fault.write_pte"])
+@step("fault_install_x", ["__handle_page_fault.write_pte"])
 def fault_install_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """A holder's page fault installs X: PTE(P, P|prot), keeping PTE_D of a !P PTE.
 
@@ -50,7 +50,7 @@ def fault_install_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> l
     return [Alt(g, {"xn": True, "xp": True, "xd": And(pre["xn"], pre["xd"])})]
 
 
-@step("fault_install_other", ["handle_page_fault.write_pte"])
+@step("fault_install_other", ["__handle_page_fault.write_pte"])
 def fault_install_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """A holder's page fault installs another PTE naming P (new, or !P keeping PTE_D).
 
@@ -107,27 +107,38 @@ def tlb_flush(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
     return [Alt(pre["ep"], {"e": False, "ed": False, "ep": False})]
 
 
-@step("tlb_exit", ["dispatch (the thread's last op returns)"])
+@step("tlb_exit", ["dispatch (the core's last thread returns, or its SCP blocks)",
+                   "proc_destroy.kill (the process dies: its cores leave its address space)"])
 def tlb_exit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """E's thread finishes: its core leaves the address space, TLB emptied."""
+    """E's core leaves the address space, TLB emptied: its last thread finished, its
+    SCP blocked (PROC_WAITING), or the process was killed (proc_destroy)."""
     return [Alt(True, {"e": False, "ed": False, "ep": False})]
 
 
-def shoot_e(pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """proc_tlbshootdown reaching E's core: sync empties its TLB; async queues a flush
-    (not to a finished core, which has no entries)."""
-    return [
-        Alt(pre["sync"], {"e": False, "ed": False}),
-        Alt(Not(pre["sync"]), {"ep": True}),
+def shoot_e(sys: System, pre: dict[str, Any], post: dict[str, Any],
+            remote: bool = True) -> list[Alt]:
+    """proc_tlbshootdown(X's process) and E's core (process.c, by p->state).  E's core
+    is flushed at once when sync, or when it is the caller's own core (also async);
+    async, another target core gets a pending flush (not a finished core, which has
+    no entries).  An SCP (PROC_RUNNING_S) has only the *calling* core flushed unless
+    shootdown-scp-remote: E's core is not reached (F6).  A process in another state
+    (an SCP blocked in PROC_WAITING) gets nothing, and has no entries (sched.sleep).
+    ``remote``: the caller may run outside X's process (the remover); munmap runs in
+    it, and an SCP's thread runs on the SCP's one core, E's."""
+    reach = Or(Not(pre["scp"]), z3.BoolVal(sys.fix("shootdown-scp-remote") or not remote))
+    out = [
+        Alt(True, {"e": False, "ed": False}),
+        Alt(And(Not(pre["sync"]), reach), {"ep": True}),
         Alt(And(Not(pre["sync"]), Not(pre["e"])), {}),
     ]
+    return out + ([Alt(Not(reach), {})] if remote else [])
 
 
 @step("shootdown_other", ["munmap.shootdown (of another VMR of E's process)",
                           "shootdown_and_reset.send (the remover, before it visited X)"])
 def shootdown_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """A shootdown of E's process that the proofs do not track (it only helps)."""
-    return shoot_e(pre, post)
+    return shoot_e(sys, pre, post)
 
 
 # -- stores through other TLB entries (CMP summary) ------------------------------------------
@@ -193,7 +204,7 @@ def mu_shootdown(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
     """proc_tlbshootdown(p); with munmap-shootdown-wait (async), wait for the flushes."""
     at = And(pre["mu"] == Mu.P1D, pre["mu_need"])
     out = []
-    for alt in shoot_e(pre, post):
+    for alt in shoot_e(sys, pre, post, remote=False):
         if sys.fix("munmap-shootdown-wait"):
             nxt = z3.If(pre["sync"], Mu.P2, Mu.SDW)
         else:
@@ -214,7 +225,7 @@ def mu_wait(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]
     return [Alt(And(pre["mu"] == Mu.SDW, Not(pre["ep"])), {"mu": Mu.P2})]
 
 
-@step("mu_p2_x", ["munmap.p2_read"])
+@step("mu_p2_x", ["__vmr_free_pgs.read"])
 def mu_p2_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """__vmr_free_pgs on X: read it (exchange it for 0 with munmap-fold-dirty)."""
     at = And(pre["mu"] == Mu.P2, Not(is_in(pre["rm"], RM_RMW_X)))
@@ -224,7 +235,7 @@ def mu_p2_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]
     return [Alt(And(at, pre["xn"]), reg), Alt(And(at, Not(pre["xn"])), {"mu": Mu.P2D})]
 
 
-@step("mu_p2_zero_x", ["munmap.p2_zero"])
+@step("mu_p2_zero_x", ["__vmr_free_pgs.zero"])
 def mu_p2_zero_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """*pte = 0 (seed, PTE_D dropped); with munmap-fold-dirty, fold the D bit read."""
     ch: dict[str, Any] = {"mr_n": False, "mr_d": False, "mu": Mu.P2D}
@@ -259,9 +270,9 @@ def mu_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
                  "mu": Mu.DEAD})]
 
 
-@step("mu_end", ["munmap.unlock_vmr"])
+@step("mu_end", ["destroy_vmr.free"])
 def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """destroy_vmr unlinks the VMR from the process; spin_unlock(&p->vmr_lock)."""
+    """destroy_vmr takes the VMR off its process's list and frees it."""
     return [Alt(pre["mu"] == Mu.DEAD, {"x_alive": False, "mu": Mu.NONE})]
 
 
@@ -280,7 +291,7 @@ def mu_p1_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
     return out
 
 
-@step("mu_p2_other", ["munmap.p2_read", "munmap.p2_zero"])
+@step("mu_p2_other", ["__vmr_free_pgs.read", "__vmr_free_pgs.zero"])
 def mu_p2_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """Pass 2 zeroes another PTE: seed drops PTE_D; munmap-fold-dirty keeps it in a
     register (``omd``) until the fold."""
@@ -294,7 +305,7 @@ def mu_p2_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
     return out
 
 
-@step("mu_fold_other", ["munmap.p2_zero"])
+@step("mu_fold_other", ["__vmr_free_pgs.zero"])
 def mu_fold_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """munmap-fold-dirty: atomic_or(&page->pg_flags, PG_DIRTY) for the D bit it took."""
     if not sys.fix("munmap-fold-dirty"):

@@ -73,11 +73,13 @@ def insert_lock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
 @step("insert", ["pm_insert_page.insert"])
 def insert(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """radix_insert of set_page(inc_refcnt(0), page): a fresh, locked, not up-to-date
-    page with one slot reference; -EEXIST when the slot is taken."""
+    page with one slot reference; -EEXIST when the slot is taken; -ENOMEM (a radix
+    node allocation fails) with [faults] enomem."""
     at = pre["ipc"] == Ins.INS
     word = sys.set_page(sys.inc(sys.c(0)), post["ppn"])
     return [
         Alt(And(at, pre["slot"] != sys.c(0)), {"ipc": Ins.NONE, "lock": Lock.FREE}),
+        Alt(And(at, pre["enomem"]), {"ipc": Ins.NONE, "lock": Lock.FREE}),
         Alt(And(at, pre["slot"] == sys.c(0), sys.valid_ppn(post["ppn"])),
             {"ipc": Ins.UNL, "ppn": FREE, "slot": word, "live": True, "upd": False,
              "rmf": False, "dirty": False, "newer": FREE, "holders": pre["holders"] + 1}),
@@ -94,8 +96,10 @@ def insert_unlock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> lis
 # -- holders of a slot reference --------------------------------------------------------------
 
 
-@step("put", ["pm_put_page.add", "handle_page_fault.put", "handle_page_fault.private_put",
-              "handle_page_fault.spurious_put", "file_io.put"])
+@step("put", ["pm_put_page.add", "__handle_page_fault.put", "__handle_page_fault.private_put",
+              "__handle_page_fault.spurious_put", "__handle_page_fault.stale_put",
+              "__handle_page_fault.walk_fail_put",
+              "__handle_page_fault.private_fail (ENOMEM for the private copy)", "file_io.put"])
 def put(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """pm_put_page: atomic_add(slot, -(1UL << PM_REFCNT_SHIFT)) by a holder (one that
     has its page up to date: every user of pm_load_page's result)."""
@@ -103,7 +107,8 @@ def put(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
                 {"slot": sys.dec(pre["slot"]), "holders": pre["holders"] - 1})]
 
 
-@step("readpage", ["pm_load_page.readpage"])
+@step("readpage", ["pm_load_page.readpage",
+                   "pm_load_page.readpage_io (blocking readpage: the request completes)"])
 def readpage(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """readpage by the inserter (it holds PG_LOCKED): copy the store, set PG_UPTODATE."""
     return [Alt(And(pre["live"], Not(pre["upd"]), pre["ipc"] != Ins.UNL, pre["holders"] >= 1),

@@ -152,7 +152,7 @@ def rm_send_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
     at = pre["rm"] == Rm.P2
     wait = sys.fix("removal-shootdown-wait")
     out = []
-    for alt in shoot_e(pre, post):
+    for alt in shoot_e(sys, pre, post):
         for covers in (True, False):
             sent = z3.BoolVal(True) if covers else pre["x_sent"]
             base = plus(alt, And(at, pre["x_v2"] if covers else Not(pre["x_v2"])),
