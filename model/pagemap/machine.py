@@ -197,9 +197,9 @@ class Layout:
                 add(f"page{ppn}.{f}")
         # Processes: locks, state; VMR records; page tables; PTEs.
         self.proc0 = len(self.names)
-        for p in cfg.processes:
+        for pr in cfg.processes:
             for f in PROC_FIELDS:
-                add(f"{p.name}.{f}")
+                add(f"{pr.name}.{f}")
         # Page-table (PML1) presence: only with [faults] enomem can pgdir_walk fail.
         self.pt_off: list[dict[int, int]] = []
         for p, proc in enumerate(cfg.processes):
@@ -270,8 +270,8 @@ class Layout:
             self.thread0.append(len(self.names))
             self.treg.append({r: k for k, r in enumerate(regs)})
             self.thread_sizes.append(len(regs))
-            for r in regs:
-                add(f"{th.name}.{r}")
+            for reg in regs:
+                add(f"{th.name}.{reg}")
         self.thread_size = max(self.thread_sizes, default=len(fixed))
         self.size = len(self.names)
         #: per thread, the state offset of each lock a Step.lock may name

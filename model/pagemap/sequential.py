@@ -382,6 +382,8 @@ def kpage_alloc(pm: PageMap) -> tuple[PageMap, int]:
     lowest free page; the frame is not zeroed)."""
     m = Machine(pm.layout, pm.state)
     page = page_alloc(m, zero=False, what="kpage_alloc")
+    if page is None:  # only a machine with [faults] enomem fails an allocation
+        raise MemoryError("kpage_alloc: -ENOMEM")
     return PageMap(pm.layout, m.freeze()), page
 
 
