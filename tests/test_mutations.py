@@ -151,3 +151,23 @@ def test_spec_lists_every_mutation_and_survivor() -> None:
     text = SPEC.read_text()
     for name in list(mut.MUTATIONS) + list(mut.SURVIVORS):
         assert f"`{name}`" in text, f"spec/mutations.md does not mention {name}"
+
+
+def test_write_values_are_fresh() -> None:
+    """no-lost-write can only see a lost write if every write stores a value of its own:
+    distinct per (thread, op) and never a backing store's initial value (those are
+    negative).  A cosmic-ray mutant of write_value that makes values collide survived
+    every scenario (hardware.py); this kills it."""
+    from pagemap.hardware import write_value
+
+    class T:
+        def __init__(self, tid: int, op: int) -> None:
+            self.id, self.op = tid, op
+
+        def __getitem__(self, key: str) -> int:
+            assert key == "op"
+            return self.op
+
+    values = [write_value(T(tid, op)) for tid in range(6) for op in range(8)]  # type: ignore[arg-type]
+    assert len(set(values)) == len(values)
+    assert min(values) > 0
