@@ -1,4 +1,4 @@
-"""Z3 proofs of pm_remove_contig's invariants for any number of threads (issue 4).
+"""Z3 proofs of pm_remove_contig's invariants for any number of threads.
 
 * ``state`` -- the symbolic state: one slot, its page P, one PTE X, one TLB entry E,
   counters for everything else.
