@@ -21,8 +21,9 @@ setup: $(STAMP)
 verify: $(STAMP)
 	$(BIN)/pagemap verify
 
+# Two pytest workers (pytest-xdist), one test file each at a time: module fixtures run once.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 proofs: $(STAMP)
 	$(BIN)/python -m proofs

@@ -251,7 +251,10 @@ def test_a_pool_too_small_is_bad_input_not_a_finding(capsys: pytest.CaptureFixtu
 def test_ctrl_c_prints_what_was_explored_and_exits_4() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "pagemap.cli", "check", str(BIG), str(F1),
                              "--variant", "fixed"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            # a shell's background job starts with SIGINT ignored, and
+                            # Python then never raises KeyboardInterrupt: restore it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     deadline = time.monotonic() + 60
     while "states/s" not in proc.stderr.readline():  # the search has started (progress line)

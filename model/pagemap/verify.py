@@ -210,7 +210,8 @@ def run_pytest(repo: Path | None = None, timeout: float | None = None) -> list[C
 
     if os.environ.get(NESTED_ENV):
         return record("error", f"refused: {NESTED_ENV} is set, this is already a nested run")
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
+           "loadfile"]  # as `make test` does
     env = {**os.environ, NESTED_ENV: "1"}
     try:
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
