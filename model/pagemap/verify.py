@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import time
 import traceback
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -149,12 +151,31 @@ def _order(collector: Collector) -> int:
     return KINDS.index(collector.kind) if collector.kind in KINDS else len(KINDS)
 
 
+#: Kinds whose collectors use one core; CrossHair runs in a forked process beside the
+#: other one-core collectors (the machine has two cores). Refinement and pytest use
+#: both cores themselves and run alone, after them.
+ONE_CORE = frozenset({"proof", "crosshair", "scenario"})
+BESIDE = "crosshair"
+
+
+def _one_core(c: Collector) -> bool:
+    return c.kind in ONE_CORE or c.target == "proofs.backends:run"
+
+
+def _collect_beside(collector: Collector) -> list[CheckResult]:
+    """collect() in the forked process: its prints go to stderr, as in the parent."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return collect(collector)
+
+
 def verify(
     collectors: Sequence[Collector] | None = None,
     only: Collection[str] | None = None,
     err: TextIO | None = None,
 ) -> list[CheckResult]:
-    """Run the selected collectors in KINDS order; progress goes to ``err``.
+    """Run the selected collectors; records come back in KINDS order; progress goes to
+    ``err``.  The one-core collectors run first, CrossHair in a forked process beside
+    the others; then the collectors that use both cores, one at a time.
 
     Anything a collector prints goes to ``err`` too, so that stdout carries
     only the table or the one JSON object.
@@ -165,17 +186,52 @@ def verify(
         for c in sorted(COLLECTORS if collectors is None else collectors, key=_order)
         if only is None or c.kind in only
     ]
-    records: list[CheckResult] = []
-    for i, collector in enumerate(chosen, 1):
-        head = f"pagemap verify [{i}/{len(chosen)}] {collector.kind}: {collector.target}"
-        if collector.kind == "test" and os.environ.get(NESTED_ENV):
-            print(f"{head}: skipped, already inside the pytest run of `pagemap verify`",
-                  file=err, flush=True)
-            continue
-        print(f"{head} ...", file=err, flush=True)
-        with contextlib.redirect_stdout(err):
-            records.extend(collect(collector))
-    return records
+    runs = sorted(range(len(chosen)), key=lambda i: (chosen[i].kind != BESIDE,
+                                                     not _one_core(chosen[i]), i))
+    beside = next((i for i in runs if chosen[i].kind == BESIDE), None)
+    if beside is not None and sum(_one_core(c) for c in chosen) < 2:
+        beside = None  # nothing to run beside it
+    results: dict[int, list[CheckResult]] = {}
+    pool: ProcessPoolExecutor | None = None
+    future: Future[list[CheckResult]] | None = None
+    start = time.perf_counter()
+
+    def join() -> None:
+        nonlocal future
+        if future is None or beside is None:
+            return
+        try:
+            results[beside] = future.result()
+        except Exception as exc:  # noqa: BLE001 -- the forked run died: an error record
+            results[beside] = [_error(chosen[beside], start, f"raised {_describe(exc)}")]
+        future = None
+        assert pool is not None
+        pool.shutdown()
+
+    try:
+        for n, i in enumerate(runs, 1):
+            collector = chosen[i]
+            head = f"pagemap verify [{n}/{len(chosen)}] {collector.kind}: {collector.target}"
+            if collector.kind == "test" and os.environ.get(NESTED_ENV):
+                print(f"{head}: skipped, already inside the pytest run of `pagemap verify`",
+                      file=err, flush=True)
+                continue
+            if i == beside:
+                print(f"{head} ... (in a second process, beside the next checks)",
+                      file=err, flush=True)
+                pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+                future = pool.submit(_collect_beside, collector)
+                continue
+            if not _one_core(collector):
+                join()
+            print(f"{head} ...", file=err, flush=True)
+            with contextlib.redirect_stdout(err):
+                results[i] = collect(collector)
+        join()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return [r for i in range(len(chosen)) for r in results.get(i, [])]
 
 
 # -- the test collector --------------------------------------------------------
