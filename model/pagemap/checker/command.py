@@ -81,9 +81,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_variant(text: str | None) -> Any:
+    """--variant as a variant name or a list of fixes; ValueError when it names none."""
     if text is None:
         return None
-    return text.split(",") if "," in text else text
+    variant = text.split(",") if "," in text else text
+    resolve_variant(variant)
+    return variant
 
 
 def expectation(cfg: Config) -> dict[str, str] | None:
@@ -185,12 +188,10 @@ def main_check(argv: list[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    variant = parse_variant(args.variant)
-    if variant is not None:
-        try:
-            resolve_variant(variant)
-        except ValueError as e:
-            return _bad(f"--variant: {e}")
+    try:
+        variant = parse_variant(args.variant)
+    except ValueError as e:
+        return _bad(f"--variant: {e}")
     several = len(args.scenario) > 1
     if several and (args.save_trace or args.svg):
         return _bad("--save-trace and --svg take one scenario file")

@@ -31,7 +31,6 @@ from pagemap.checker.scenario import ScenarioError
 from pagemap.checker.schedule import Replay, Saved, load_saved, run_schedule
 from pagemap.checker.trace import build, render_text, say
 from pagemap.checker.values import state_values
-from pagemap.config import resolve_variant
 from pagemap.machine import ScenarioTooSmall
 
 
@@ -91,12 +90,10 @@ def main_replay(argv: list[str]) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    variant = parse_variant(args.variant)
-    if variant is not None:
-        try:
-            resolve_variant(variant)
-        except ValueError as e:
-            return _bad(f"--variant: {e}")
+    try:
+        variant = parse_variant(args.variant)
+    except ValueError as e:
+        return _bad(f"--variant: {e}")
     try:
         saved = load_saved(args.trace)
         ex, rep = replay(saved, variant, args.contracts == "on")
