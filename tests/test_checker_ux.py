@@ -249,12 +249,13 @@ def test_a_pool_too_small_is_bad_input_not_a_finding(capsys: pytest.CaptureFixtu
 
 
 def test_ctrl_c_prints_what_was_explored_and_exits_4() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "pagemap.cli", "check", str(BIG), str(F1),
+    # a shell's background job starts with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: the child restores Python's handler before running the command
+    restore = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+               " sys.argv[0] = 'pagemap'; runpy.run_module('pagemap.cli', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", restore, "check", str(BIG), str(F1),
                              "--variant", "fixed"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-                            # a shell's background job starts with SIGINT ignored, and
-                            # Python then never raises KeyboardInterrupt: restore it
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     assert proc.stderr is not None
     deadline = time.monotonic() + 60
     while "states/s" not in proc.stderr.readline():  # the search has started (progress line)

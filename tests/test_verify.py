@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from pagemap import cli, verify
-from pagemap.results import KINDS, RESULTS
+from pagemap.results import KINDS, RESULTS, CheckResult
 from pagemap.verify import NESTED_ENV, Collector
 
 FAKE = "pagemap_fake_collectors"
@@ -299,6 +299,38 @@ def test_run_pytest_passes_and_marks_its_child(
     assert rec.detail.startswith("2 passed in ")
     assert rec.seconds > 0
     assert not (proj / ".pytest_cache").exists()  # -p no:cacheprovider
+
+
+def test_run_pytest_hands_its_child_the_proof_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child reads back exactly this run's proof records (witness included) with
+    earlier_proofs; other kinds are not handed over; outside verify it gets None."""
+    monkeypatch.delenv(NESTED_ENV, raising=False)
+    monkeypatch.delenv(verify.PROOFS_ENV, raising=False)
+    assert verify.earlier_proofs("removal/", 64) is None
+    earlier = [
+        CheckResult("proof", "removal/x/step", "counterexample", "counterexample", 1.5,
+                    variant="seed", word_bits=64, witness={"pte": 3, "dirty": False}),
+        CheckResult("proof", "removal/x/step", "proved", "proved", 0.5, variant="fixed",
+                    word_bits=32),
+        CheckResult("proof", "encoding/y", "proved", "proved", 0.1, word_bits=64),
+        CheckResult("scenario", "removal/s", "pass", "pass", 0.1, word_bits=64),
+    ]
+    proj = _project(tmp_path / "proofs", """
+        from pagemap.verify import earlier_proofs
+        def test_reads_back():
+            [r] = earlier_proofs("removal/", 64)
+            assert (r.name, r.result, r.variant, r.seconds) == (
+                "removal/x/step", "counterexample", "seed", 1.5)
+            assert r.witness == {"pte": 3, "dirty": False}
+            assert [r.word_bits for r in earlier_proofs("removal/", 32)] == [32]
+            assert earlier_proofs("layout/", 64) is None
+    """)
+    [rec] = verify.run_pytest(proj, timeout=120, earlier=earlier)
+    assert (rec.result, rec.detail.split(" in ")[0]) == ("pass", "1 passed")
+    [rec] = verify.run_pytest(proj, timeout=120)  # no records: the child finds none
+    assert rec.result == "error" and "1 failed" in rec.detail
 
 
 def test_run_pytest_reports_failures_as_error(

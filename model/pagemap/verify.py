@@ -10,7 +10,10 @@ fewer checks.
 
 The ``test`` collector runs the pytest suite in a subprocess. It sets
 ``NESTED_ENV`` in the child so that a test which itself runs `pagemap verify`
-does not start pytest again (which would recurse forever).
+does not start pytest again (which would recurse forever). It also hands the
+child the proof records this run has already produced (``PROOFS_ENV``), so that
+the tests about the removal proofs assert on those records instead of proving
+everything a second time (``earlier_proofs``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Collection, Sequence
@@ -35,15 +39,20 @@ from pagemap.results import KINDS, RESULTS, CheckResult, text_table
 #: Set (to "1") in the environment of the pytest run that `verify` starts.
 NESTED_ENV = "PAGEMAP_VERIFY_NESTED"
 
+#: Set in the same child: a JSON file with the ``proof`` records of this run.
+PROOFS_ENV = "PAGEMAP_VERIFY_PROOFS"
+
 #: The repository root: model/pagemap/verify.py -> ../../
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Collector(NamedTuple):
-    """One source of checks: its kind and ``"package.module:function"``."""
+    """One source of checks: its kind and ``"package.module:function"``; a collector
+    with ``earlier`` is called with the records of the collectors that ran before it."""
 
     kind: str  # one of KINDS
     target: str
+    earlier: bool = False
 
 
 COLLECTORS: tuple[Collector, ...] = (
@@ -52,7 +61,7 @@ COLLECTORS: tuple[Collector, ...] = (
     Collector("crosshair", "proofs.crosshair_checks:run"),
     Collector("scenario", "pagemap.checker.suite:run"),
     Collector("test", "proofs.backends:run"),
-    Collector("test", "pagemap.verify:run_pytest"),
+    Collector("test", "pagemap.verify:run_pytest", earlier=True),
 )
 
 #: What the project expects of a collector's checks; used for the record that
@@ -124,7 +133,7 @@ def _checked(collector: Collector, start: float, record: object) -> CheckResult:
     return record
 
 
-def collect(collector: Collector) -> list[CheckResult]:
+def collect(collector: Collector, earlier: Sequence[CheckResult] = ()) -> list[CheckResult]:
     """Import and call one collector; every failure becomes an ``error`` record."""
     start = time.perf_counter()
     module_name, sep, attr = collector.target.partition(":")
@@ -136,7 +145,7 @@ def collect(collector: Collector) -> list[CheckResult]:
     if not callable(func):
         return [_error(collector, start, f"{module_name} has no callable {attr!r}")]
     try:
-        records = func()
+        records = func(earlier=list(earlier)) if collector.earlier else func()
     except (Exception, SystemExit) as exc:  # noqa: BLE001 -- reported, not propagated
         return [_error(collector, start, f"raised {_describe(exc)}")]
     if not isinstance(records, list | tuple):
@@ -225,8 +234,9 @@ def verify(
             if not _one_core(collector):
                 join()
             print(f"{head} ...", file=err, flush=True)
+            before = [r for j in sorted(results) for r in results[j]]
             with contextlib.redirect_stdout(err):
-                results[i] = collect(collector)
+                results[i] = collect(collector, before)
         join()
     finally:
         if pool is not None:
@@ -250,15 +260,39 @@ def pytest_summary(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def run_pytest(repo: Path | None = None, timeout: float | None = None) -> list[CheckResult]:
+def earlier_proofs(prefix: str, word_bits: int) -> list[CheckResult] | None:
+    """Inside the pytest run of `pagemap verify`: the proof records of that run whose
+    name starts with ``prefix``, at ``word_bits``; None when there are none (any other
+    pytest run, or `verify --only test`), and the caller proves them itself."""
+    path = os.environ.get(PROOFS_ENV)
+    if not path:
+        return None
+    rows = [CheckResult(**d) for d in json.loads(Path(path).read_text())]
+    chosen = [r for r in rows if r.name.startswith(prefix) and r.word_bits == word_bits]
+    return chosen or None
+
+
+def run_pytest(repo: Path | None = None, timeout: float | None = None,
+               earlier: Sequence[CheckResult] = ()) -> list[CheckResult]:
     """Run the pytest suite of ``repo`` in a subprocess: one ``test`` record.
 
     No ``-q`` here: the project's pytest configuration already adds one, and a
-    second suppresses the summary line this record reports.
+    second suppresses the summary line this record reports. The ``proof`` records
+    among ``earlier`` go to the child in a file named by ``PROOFS_ENV``.
     """
     repo = REPO if repo is None else repo
     start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pagemap-verify-") as tmp:
+        proofs = [r.to_json() for r in earlier if r.kind == "proof"]
+        extra: dict[str, str] = {}
+        if proofs:
+            extra[PROOFS_ENV] = str(Path(tmp) / "proofs.json")
+            Path(extra[PROOFS_ENV]).write_text(json.dumps(proofs))
+        return _run_pytest(repo, timeout, start, extra)
 
+
+def _run_pytest(repo: Path, timeout: float | None, start: float,
+                extra: dict[str, str]) -> list[CheckResult]:
     def record(result: str, detail: str) -> list[CheckResult]:
         seconds = round(time.perf_counter() - start, 3)
         return [CheckResult(kind="test", name="pytest", result=result, expected="pass",
@@ -268,7 +302,7 @@ def run_pytest(repo: Path | None = None, timeout: float | None = None) -> list[C
         return record("error", f"refused: {NESTED_ENV} is set, this is already a nested run")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
            "loadfile"]  # as `make test` does
-    env = {**os.environ, NESTED_ENV: "1"}
+    env = {**os.environ, NESTED_ENV: "1", **extra}
     try:
         proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)
