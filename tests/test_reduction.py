@@ -12,6 +12,7 @@ verdict, counts, depth and shortest trace as on one."""
 from __future__ import annotations
 
 import pytest
+from pagemap.checker import footprint as fp
 from pagemap.checker import mutations as mut
 from pagemap.checker.explore import Explorer
 from pagemap.checker.scenario import load
@@ -84,3 +85,67 @@ def test_reduction_reduces_something() -> None:
     cfg = load(SCENARIOS[0], "fixed")
     on, off = _pair(cfg)
     assert on.states < off.states
+
+
+# -- the bound on static-footprint ample sets (pagemap.checker.footprint) ---------------
+
+#: Small passing scenarios: where the exact table lets the reduced search drop
+#: states, and two where it drops none but a search without C1 (independence of
+#: the other threads' future steps) loses combinations of visible values.
+AMPLE_SCENARIOS = ("locked-inside-range", "vmr-after-range", "mprotect-vs-remove",
+                   "enomem-fault-vs-remove", "private-write-vs-remove",
+                   "finding-munmap-async-private")
+
+
+def _scenario(stem: str):  # type: ignore[no-untyped-def]
+    return next(p for p in SCENARIOS if p.stem == stem)
+
+
+def test_footprints_see_the_remover_write_its_slots() -> None:
+    """The tracked run records the slot word pm_remove_contig's CAS writes."""
+    cfg = load(_scenario("two-removers"), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    ex = Explorer(cfg, contracts=False)
+    pc = ex.layout.pcs["pm_remove_contig.mark_cas"]
+    slots = fp.bits(range(ex.layout.slot0, ex.layout.slot0 + cfg.file_pages))
+    wrote = [table.writes[key] & slots for key in table.writes if key[1] == pc]
+    assert wrote and all(wrote)
+    read = [table.reads[key] & slots for key in table.reads if key[1] == pc]
+    assert read and all(read)
+
+
+@pytest.mark.parametrize("stem", AMPLE_SCENARIOS)
+def test_static_ample_sets_keep_the_verdict(stem: str) -> None:
+    """With the exact footprints the reduced search passes, stores no more states,
+    every state it stores is one the full search stores, and it reaches every
+    combination of the values the invariants read (what C2 preserves)."""
+    cfg = load(_scenario(stem), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    full = Explorer(cfg, contracts=False)
+    whole = full.explore(progress=False)
+    ex = Explorer(cfg, contracts=False)
+    out = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, table))
+    assert (out.verdict, whole.verdict) == ("pass", "pass")
+    assert out.states <= whole.states
+    assert set(ex.stored_states()) <= set(full.stored_states())
+    amp = fp.StaticAmple(ex.layout, table)
+    seen = [off for off in range(ex.layout.size) if amp.visible >> off & 1]
+    done = ex.layout.thread0
+
+    def view(states):  # type: ignore[no-untyped-def]
+        return {(tuple(s[o] for o in seen), tuple(s[o] == 0 for o in done)) for s in states}
+    assert view(ex.stored_states()) == view(full.stored_states())
+
+
+def test_static_ample_sets_need_their_conditions() -> None:
+    """A table that claims every step touches nothing makes every thread ample
+    alone: far fewer states than with the exact footprints (C1 and C2 are what
+    keeps them)."""
+    cfg = load(_scenario("mprotect-vs-remove"), "fixed")
+    table, full = fp.footprint_table(cfg)
+    lie = fp.Table({k: 0 for k in table.reads}, {k: 0 for k in table.writes}, set(),
+                   table.nexts)
+    ex = Explorer(cfg, contracts=False)
+    exact = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, table)).states
+    lying = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, lie)).states
+    assert lying < exact < full

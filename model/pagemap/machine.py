@@ -288,6 +288,9 @@ class Layout:
         self._page_field = {f: k for k, f in enumerate(PAGE_FIELDS)}
         self._vmr_field = {f: k for k, f in enumerate(VMR_FIELDS)}
         self.dispatch: Callable[[ThreadView], None] = _no_dispatch
+        #: The invariants' offsets for this layout (pagemap.checker.invariants), made
+        #: on first use; a declared field, so that a compiled Layout can hold it.
+        self.invariant_plan: object = None
         self.frame_offsets = [
             {f: tuple(reg[r] for r in rs if r in reg) for f, rs in code.frame_regs.items()}
             for reg in self.treg

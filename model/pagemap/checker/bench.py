@@ -64,6 +64,10 @@ def _child(path: str, variant: str | None, merge_local: bool, workers: int, cont
         # parent/actor/depth arrays and the interned parts.
         "bytes_per_state": (peak - base) / max(out.states, 1),
         "parts": out.stored_parts,
+        # The pagemap modules this run loaded compiled (make bench COMPILED=1).
+        "compiled": sorted(name for name, mod in sys.modules.items()
+                           if name.startswith("pagemap")
+                           and str(getattr(mod, "__file__", "")).endswith(".so")),
     })
 
 
@@ -129,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     caps = sorted({r["cap"] for r in rows})
+    compiled = sorted({m for r in rows for m in r["compiled"]})
     print(f"contracts {args.contracts}; each run limited to "
-          f"{' / '.join(f'{c:g}' for c in caps)} s\n")
+          f"{' / '.join(f'{c:g}' for c in caps)} s; "
+          + (f"compiled with mypyc: {', '.join(compiled)}" if compiled else "interpreted") + "\n")
     print("\n".join(table(rows)))
     print("\nreduction: local = local-step merging, none = every step a point of interleaving;"
           "\nworkers: processes computing successors (1: the single-process search);"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -255,11 +256,18 @@ class Explorer:
         max_seconds: float | None = None,
         progress: bool = True,
         workers: int = 1,
+        ample: Callable[[tuple[int, ...]], Iterable[int]] | None = None,
     ) -> Outcome:
         """Breadth first from the initial state.  ``workers`` > 1 computes the
         successors on that many processes (pagemap.checker.parallel): the same
-        search, the same outcome."""
+        search, the same outcome.  ``ample``: for a state, the threads whose
+        transition alone may be expanded (a partial-order reduction's C1 and
+        C2, pagemap.checker.footprint); the first whose transition is enabled,
+        has one outcome, raises nothing and reaches a state not yet stored (C3,
+        the breadth-first cycle proviso) is the state's only successor, else
+        the state is expanded in full."""
         if workers > 1:
+            assert ample is None, "the parallel search expands every state in full"
             from pagemap.checker import parallel
 
             return parallel.search(self, workers, max_states, max_seconds, progress)
@@ -301,7 +309,22 @@ class Explorer:
         while head < len(keys):
             s, parts = store.state(keys[head])
             moved = False
-            for who, flush_off in actors:
+            alone = self._ample(store, s, parts, ample, index, keys[head]) if ample else None
+            if alone is not None:
+                t, only, k = alone
+                transitions += 1
+                moved = True
+                n = len(keys)
+                index[k] = n
+                keys.append(k)
+                parent.append(head)
+                actor.append(t)
+                depth.append(depth[head] + 1)
+                bad = check_state(layout, only)
+                if bad is not None:
+                    return outcome("violation", invariant=bad.invariant,
+                                   message=bad.message, path=path(n))
+            for who, flush_off in actors if alone is None else ():
                 branch = 0
                 while True:
                     code = who | (BRANCH if branch else 0)
@@ -371,6 +394,21 @@ class Explorer:
                     file=sys.stderr,
                 )
         return outcome("pass")
+
+    def _ample(self, store: StateStore, s: tuple[int, ...], parts: array, ample: Callable,
+               index: dict, here: bytes) -> tuple[int, tuple[int, ...], bytes] | None:
+        """The one transition to expand from ``s`` (see ``explore``), or None."""
+        for t in ample(s):
+            try:
+                nxt = self.step(s, t)
+            except Violation:
+                return None  # the full expansion meets it, in its order
+            if nxt is None or self.chose:
+                continue
+            k = store.key_after(nxt, parts, t)
+            if k != here and k not in index:
+                return t, nxt, k
+        return None
 
     def _path(self, store: StateStore, keys: list[bytes], parent, actor, n: int):
         """The shortest path to state n: (state, the move that left it)."""

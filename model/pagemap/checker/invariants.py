@@ -67,9 +67,9 @@ class _Plan:
 
 
 def _plan(layout: Layout) -> _Plan:
-    plan = layout.__dict__.get("_invariant_plan")
-    if plan is None:
-        plan = layout.__dict__["_invariant_plan"] = _Plan(layout)
+    plan = layout.invariant_plan
+    if not isinstance(plan, _Plan):
+        plan = layout.invariant_plan = _Plan(layout)
     return plan
 
 

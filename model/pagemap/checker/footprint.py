@@ -1,0 +1,208 @@
+"""What a partial-order reduction with static footprints could save: a measurement.
+
+Ample sets (Peled's conditions; Godefroid's persistent sets): from a state,
+expand only thread t's next transition a when
+
+- C1: a is independent of every transition another thread, or a flush IPI,
+  can take before t moves (neither writes a slot the other reads or writes);
+- C2: a is invisible: it writes no slot a single-state invariant reads, and
+  does not finish its thread (no-lost-write is judged when all are done);
+- C3: a does not close a cycle: in a breadth-first search, its successor is
+  not already stored (else the state is expanded in full).
+
+A *static* footprint table gives, for each (thread, pc), the slots the
+transition starting there may read and may write, and for each pc the pcs the
+thread may go on to.  A sound table must contain every slot the transition
+touches in every reachable state, so no table read from the code can be
+smaller than the union over the reachable states themselves.  This module
+computes that union from a complete search (every thread's transition from
+every stored state, run again with its reads and writes tracked), then runs
+the reduced search with it (``Explorer.explore(ample=...)``).  The reduced
+count is therefore an upper bound on what any static-footprint reduction can
+save on a scenario; it is not a reduction the checker uses (it needs the
+full search first).  Figures: spec/bench.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pagemap.checker.explore import Explorer
+from pagemap.checker.invariants import _plan
+from pagemap.checker.scenario import load
+from pagemap.config import Config
+from pagemap.machine import DONE_PC, Layout, Machine, ThreadView
+
+
+class TrackedList(list):  # type: ignore[type-arg]
+    """A state vector that records which offsets are read and written."""
+
+    def __init__(self, values: object) -> None:
+        super().__init__(values)  # type: ignore[call-overload]
+        self.reads: set[int] = set()
+        self.writes: set[int] = set()
+
+    def _offsets(self, i: int | slice) -> range | tuple[int]:
+        return range(*i.indices(len(self))) if isinstance(i, slice) else (i,)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        self.reads.update(self._offsets(i))
+        return super().__getitem__(i)
+
+    def __setitem__(self, i, value) -> None:  # type: ignore[no-untyped-def]
+        self.writes.update(self._offsets(i))
+        super().__setitem__(i, value)
+
+
+class TrackingMachine(Machine):
+    """A Machine whose state vector is a TrackedList (the same steps run on it)."""
+
+    __slots__ = ("_v",)
+
+    @property  # type: ignore[override]
+    def v(self) -> list[int]:
+        return self._v  # type: ignore[return-value]
+
+    @v.setter
+    def v(self, values: list[int] | None) -> None:
+        self._v = None if values is None else TrackedList(values)  # type: ignore[assignment]
+
+
+def bits(offsets: set[int] | range) -> int:
+    out = 0
+    for i in offsets:
+        out |= 1 << i
+    return out
+
+
+@dataclass
+class Table:
+    """Footprints per (thread, pc): slots read and written (bit sets), whether
+    the transition may finish the thread, the pcs it may lead to."""
+
+    reads: dict[tuple[int, int], int] = field(default_factory=dict)
+    writes: dict[tuple[int, int], int] = field(default_factory=dict)
+    finishes: set[tuple[int, int]] = field(default_factory=set)
+    nexts: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+
+
+def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
+    """The slots Explorer._run reads from the state before the step runs (its
+    pc, its core and that core's occupant, the SCP's in-kernel word, the
+    process state, the spinlocks a step may name)."""
+    k = s[layout.cpu[t]]
+    g = {layout.thread0[t], layout.cpu[t], layout.occ[k - 1 if k else layout.home[t]]}
+    g.update(off for off in (layout.scp_inkern[t], layout.pstate_off[t]) if off >= 0)
+    g.update(layout.lock_off[t].values())
+    return g
+
+
+def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, int]:
+    """The exact footprints over the reachable space of ``cfg`` (which must pass)."""
+    full = Explorer(cfg, contracts=False, replace=replace)
+    out = full.explore(progress=False)
+    if out.verdict != "pass":
+        raise ValueError(f"footprints need a complete search; it gave {out.verdict}")
+    ex = Explorer(cfg, contracts=False, replace=replace)
+    tm = TrackingMachine(ex.layout, ())
+    ex._m, ex._tv = tm, [ThreadView(tm, t) for t in range(ex.nthreads)]
+    layout, table = ex.layout, Table()
+    for s in full.stored_states():
+        for t in range(ex.nthreads):
+            key = (t, s[layout.thread0[t]])
+            for branch in (0, 1):
+                tm.v = None
+                nxt = ex.step(s, t, branch)
+                reads, writes = _guard(layout, s, t), set()
+                if tm.v is not None:
+                    reads |= tm.v.reads  # type: ignore[attr-defined]
+                    writes |= tm.v.writes  # type: ignore[attr-defined]
+                table.reads[key] = table.reads.get(key, 0) | bits(reads)
+                table.writes[key] = table.writes.get(key, 0) | bits(writes)
+                if nxt is not None:
+                    table.nexts.setdefault(key, set()).add(nxt[layout.thread0[t]])
+                    if nxt[layout.thread0[t]] == DONE_PC:
+                        table.finishes.add(key)
+                if not ex.chose:
+                    break
+    return table, out.states
+
+
+class StaticAmple:
+    """The ample-set choice of a footprint table: for a state, the threads whose
+    transition alone may be expanded (C1 and C2; the explorer applies C3)."""
+
+    def __init__(self, layout: Layout, table: Table) -> None:
+        self.layout, self.table = layout, table
+        P = _plan(layout)
+        n = layout.cfg.file_pages
+        visible = set(P.holds) | set(P.kref[1:]) | set(P.data[1:]) | {P.pm_lock, P.num_pages}
+        visible |= {off for off, _ in P.ptes} | {off for off, _ in P.tlbs}
+        for start in (layout.slot0, layout.store0, layout.last0):
+            visible |= set(range(start, start + n))
+        self.visible = bits(visible)
+        # A flush IPI may be queued at any time: its footprint counts always.
+        self.flush = 0
+        for c, off in layout.flush.items():
+            self.flush |= bits({off, *layout.tlb_off[c].values()})
+        # Per (thread, pc): what the thread may read / write from there on.
+        self.future_r: dict[tuple[int, int], int] = {}
+        self.future_w: dict[tuple[int, int], int] = {}
+        for u, pc in table.reads:
+            seen, todo = set(), [pc]
+            while todo:
+                q = todo.pop()
+                if q not in seen:
+                    seen.add(q)
+                    todo.extend(table.nexts.get((u, q), ()))
+            self.future_r[(u, pc)] = self.future_w[(u, pc)] = 0
+            for q in seen:
+                self.future_r[(u, pc)] |= table.reads.get((u, q), 0)
+                self.future_w[(u, pc)] |= table.writes.get((u, q), 0)
+
+    def __call__(self, s: tuple[int, ...]) -> Iterator[int]:
+        tb, L = self.table, self.layout
+        pcs = [s[b] for b in L.thread0]
+        for t, pc in enumerate(pcs):
+            key = (t, pc)
+            if pc == DONE_PC or key not in tb.reads or key in tb.finishes:
+                continue
+            r, w = tb.reads[key], tb.writes[key]
+            if w & (self.visible | self.flush) or self.flush & r:
+                continue
+            if all(not (w & (self.future_r.get((u, q), 0) | self.future_w.get((u, q), 0))
+                        or self.future_w.get((u, q), 0) & r)
+                   for u, q in enumerate(pcs) if u != t):
+                yield t
+
+
+def bound(cfg: Config) -> dict:
+    """States of the full search and of the reduced one with the exact table."""
+    t0 = time.monotonic()
+    table, full = footprint_table(cfg)
+    ex = Explorer(cfg, contracts=False)
+    t1 = time.monotonic()
+    out = ex.explore(progress=False, ample=StaticAmple(ex.layout, table))
+    return {"full": full, "reduced": out.states, "verdict": out.verdict,
+            "table_seconds": t1 - t0, "reduced_seconds": time.monotonic() - t1}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenario", nargs="+")
+    ap.add_argument("--variant", default="fixed")
+    args = ap.parse_args(argv)
+    for path in args.scenario:
+        r = bound(load(path, args.variant))
+        print(f"{path}: full {r['full']:,} states, reduced {r['reduced']:,} ({r['verdict']}), "
+              f"{r['full'] / r['reduced']:.3f}x fewer; table {r['table_seconds']:.1f} s, "
+              f"reduced search {r['reduced_seconds']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
