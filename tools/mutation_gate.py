@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SLACK, GRACE_S = 4.0, 10.0
 #: Unit-test files whose tests are quick and pointed (a test slower than
 #: ``TEST_MAX_S`` on the unmutated code is left to ``make test``).
-TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_encoding_proofs.py",
-         "tests/test_contracts.py", "tests/test_sequential.py", "tests/test_kernel_context.py",
+TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_contracts.py",
+         "tests/test_sequential.py", "tests/test_kernel_context.py",
          "tests/test_mutations.py::test_write_values_are_fresh")
 TEST_MAX_S = 5.0
 IMPORT = "import"
