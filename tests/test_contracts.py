@@ -116,3 +116,23 @@ def test_codec_switches_the_contracts() -> None:
     with pytest.raises(icontract.ViolationError):
         on.pm_slot_inc_refcnt(-1, 64)  # a slot word is never negative
     assert off.pm_slot_inc_refcnt(-1, 64) == -1 + (1 << 53)
+
+
+def test_codec_without_contracts_calls_no_contracted_function() -> None:
+    """With contracts off, a plain codec function that calls another codec function by
+    name (radix_lookup_slot -> radix_has_leaf, vmr_for_each_range -> vmr_idx_to_va)
+    calls its plain original too.  (cosmic-ray mutants of _rebound's test for that
+    survived every check: they only put the contract checks back inside the plain
+    functions, which still return the same values.)"""
+    from pagemap.codec import CONTRACTED, make_codec
+
+    off = make_codec(False)
+    names = {name for _, name in CONTRACTED}
+    callers = 0
+    for _, name in CONTRACTED:
+        f = getattr(off, name)
+        calls = names & set(f.__code__.co_names)
+        for callee in calls:
+            assert not hasattr(f.__globals__[callee], "__wrapped__"), (name, callee)
+        callers += bool(calls)
+    assert callers >= 2
