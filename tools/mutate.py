@@ -139,17 +139,25 @@ def _select(db: Path, src: str, shard: int, lanes: int, limit: int | None, seed:
 
 
 def run_session(module: str, lane_dir: Path, shard: int, lanes: int, mapfile: Path,
-                limit: int | None, seed: int) -> Path:
+                limit: int | None, seed: int, rerun: bool) -> Path:
+    """A new session of ``module``'s mutants of ``shard``, or (``rerun``) the survivors
+    of the existing one again, against the gate as it is now."""
     cfg, db = lane_dir / f"{module}.toml", OUT / f"{module}.{shard}.sqlite"
     gate = f"{sys.executable} tools/mutation_gate.py --map {mapfile} --module {module}"
     cfg.write_text(_config(module, gate))
-    db.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lane_dir / "model"), str(lane_dir)])}
-    for cmd in ([_bin("cosmic-ray"), "init", str(cfg), str(db)],
-                [_bin("cr-filter-operators"), str(db), str(cfg)]):
-        subprocess.run(cmd, cwd=lane_dir, env=env, check=True, capture_output=True)
-    _select(db, (lane_dir / "model" / "pagemap" / f"{module}.py").read_text(), shard, lanes,
-            limit, seed)
+    if rerun:
+        con = sqlite3.connect(db)
+        con.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        con.commit()
+        con.close()
+    else:
+        db.unlink(missing_ok=True)
+        for cmd in ([_bin("cosmic-ray"), "init", str(cfg), str(db)],
+                    [_bin("cr-filter-operators"), str(db), str(cfg)]):
+            subprocess.run(cmd, cwd=lane_dir, env=env, check=True, capture_output=True)
+        _select(db, (lane_dir / "model" / "pagemap" / f"{module}.py").read_text(), shard,
+                lanes, limit, seed)
     subprocess.run([_bin("cosmic-ray"), "exec", str(cfg), str(db)], cwd=lane_dir, env=env,
                    check=True, capture_output=True)
     return db
@@ -182,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="mutants per module (a sample)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rerun", action="store_true",
+                    help="resume the sessions in .mutate/, their survivors again (after a new "
+                    "check), and start the missing ones")
     ap.add_argument("--report", action="store_true",
                     help="only tally the sessions in .mutate/ (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
@@ -197,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             lane.mkdir()
             _copy(lane)
             dirs.append(lane)
-        for old in OUT.glob("*.sqlite"):
-            old.unlink()
+        if not args.rerun:
+            for old in OUT.glob("*.sqlite"):
+                old.unlink()
+        shards = [(m, k) for m in args.modules for k in range(lanes)]
         mapfile = OUT / "map.json"
         # one map for the protocol modules and any others asked for, reused while the
         # sources are the same
@@ -220,12 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         def job(module: str, shard: int) -> Path:
             lane = free.get()
             try:
-                return run_session(module, lane, shard, lanes, mapfile, args.limit, args.seed)
+                rerun = args.rerun and (OUT / f"{module}.{shard}.sqlite").exists()
+                return run_session(module, lane, shard, lanes, mapfile, args.limit, args.seed,
+                                   rerun)
             finally:
                 free.put(lane)
 
         with ThreadPoolExecutor(max_workers=lanes) as pool:
-            futures = [pool.submit(job, m, k) for m in args.modules for k in range(lanes)]
+            futures = [pool.submit(job, m, k) for m, k in shards]
             for f in futures:
                 f.result()
     return _report(args.modules, start)

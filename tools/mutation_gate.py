@@ -42,12 +42,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SLACK, GRACE_S = 4.0, 10.0
-#: Unit-test files whose tests are quick and pointed (a test slower than
-#: ``TEST_MAX_S`` on the unmutated code is left to ``make test``).
+#: Unit-test files whose tests are quick and pointed.
 TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_contracts.py",
          "tests/test_sequential.py", "tests/test_kernel_context.py",
          "tests/test_mutations.py::test_write_values_are_fresh")
-TEST_MAX_S = 5.0
+#: A check slower than this on the unmutated code (under coverage) is left out of the
+#: gate: the 35 slowest of 337 took 72 % of the time; ``--every`` runs them too, to see
+#: that they kill none of the gate's survivors (spec/mutations.md).
+CHECK_MAX_S = 2.0
 IMPORT = "import"
 
 
@@ -181,7 +183,8 @@ def build_map(modules: list[str], out: Path) -> None:
     start_key: StashKey[float] = StashKey()
 
     class Timed:
-        def pytest_runtest_call(self, item: Any) -> None:
+        # from setup on: a fixture's work belongs to the test that first needs it
+        def pytest_runtest_setup(self, item: Any) -> None:
             cov.switch_context(f"py:{item.nodeid}")
             item.stash[start_key] = time.perf_counter()
 
@@ -193,14 +196,14 @@ def build_map(modules: list[str], out: Path) -> None:
         raise SystemExit("the unmutated code fails a test of TESTS")
     cov.stop()
     data = cov.get_data()
-    slow = {c for c, t in times.items() if c.startswith("py:") and t > TEST_MAX_S}
+    slow = {c for c, t in times.items() if t > CHECK_MAX_S}
     mapping: dict[str, Any] = {"times": {c: t for c, t in times.items() if c not in slow},
-                               "modules": {}}
+                               "left_out": {c: times[c] for c in slow}, "modules": {}}
     for module, path in files.items():
         by_line = data.contexts_by_lineno(path)
         mapping["modules"][module] = {
             "source": Path(path).read_text(),
-            "lines": {str(line): sorted(set(ctx) - slow)
+            "lines": {str(line): sorted(set(ctx))
                       for line, ctx in by_line.items()}}
     out.write_text(json.dumps(mapping))
 
@@ -267,8 +270,11 @@ def gate(module: str, mapfile: Path, every: bool = False) -> int:
     data = json.loads(mapfile.read_text())
     times: dict[str, float] = data["times"]
     new = (ROOT / "model" / "pagemap" / f"{module}.py").read_text()
-    ids = (sorted(times, key=times.__getitem__) if every
-           else selected(data["modules"][module], new, times))
+    if every:
+        times = {**times, **data["left_out"]}
+        ids = sorted(times, key=times.__getitem__)
+    else:
+        ids = selected(data["modules"][module], new, times)
     print(f"{len(ids)} checks")
     tests = [i[3:] for i in ids if i.startswith("py:")]
     if tests and _pytest(tests, []) != 0:
