@@ -119,3 +119,15 @@ def test_contracts_fire_outside_preconditions(bits: int) -> None:
     assert slot.pm_slot_get_page(slot.pm_slot_set_page(0, ppn_mask(bits), bits), bits) == (
         ppn_mask(bits)
     )
+
+
+def test_page2ppn_null_is_the_c_computation() -> None:
+    """The 32-bit page2ppn(NULL) is the C's (0 - pages) / sizeof(struct page) for
+    pages = 0xc1000000 and sizeof = 56, an exact pointer division (a cosmic-ray mutant
+    of its formula survived every check: any value with bits above the ppn field
+    behaves alike in the scenarios).  Both values have bits above the ppn field and
+    fit the word."""
+    assert PAGE2PPN_NULL[32] * 56 == (1 << 32) - 0xC1000000
+    for bits in WORD_SIZES:
+        assert PAGE2PPN_NULL[bits] >> flags_shift(bits) != 0
+        assert 0 < PAGE2PPN_NULL[bits] < 1 << bits
