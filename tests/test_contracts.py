@@ -199,3 +199,18 @@ def test_radix_postconditions_pin_the_result() -> None:
     assert radix.radix_has_leaf(1, 63)
     with pytest.raises(icontract.ViolationError, match="non-zero word"):
         radix.radix_insert(trees[1], 0, 0)
+    # every precondition fires: a tree of another depth, a negative word, a key outside
+    for bad in (Radix(2, (0, 0)), Radix(1, (-1, 0))):
+        for call in (radix.radix_lookup_slot, radix.radix_delete):
+            with pytest.raises(icontract.ViolationError):
+                call(bad, 0)
+        with pytest.raises(icontract.ViolationError):
+            radix.radix_insert(bad, 0, 7)
+    with pytest.raises(icontract.ViolationError):
+        radix.radix_has_leaf(2, 0)
+    for key in (-1, 4):
+        for call in (radix.radix_lookup_slot, radix.radix_delete):
+            with pytest.raises(icontract.ViolationError):
+                call(trees[1], key)
+        with pytest.raises(icontract.ViolationError):
+            radix.radix_insert(trees[1], key, 7)
