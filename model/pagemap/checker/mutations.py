@@ -168,6 +168,13 @@ _ALL = [
           ""),),
        "load-write-remove-load", "contract", "no-lost-write",
        contract="PG_DIRTY is set while the slot reference"),
+    Mutation("file-write-put-before-dirty",
+       "generic_file_write calls pm_put_page before atomic_or(PG_DIRTY) as well as after it: "
+       "once the reference is gone the remover may free the page the flag is then set on",
+       (P("fileio:fio_dirty", 'm.touch(page, "generic_file_write")',
+          'put_slot_ref(m, t, page)\n    m.touch(page, "generic_file_write")'),),
+       "load-write-remove-load", "contract", "refcount-accurate",
+       contract="PG_DIRTY is set while the slot reference"),
     Mutation("remove-two-removers",
        "pm_remove_contig ignores the old value of atomic_swap(&pm->pm_removal, 1): a second "
        "remover runs while the first has dropped pm_lock for writeback",
