@@ -168,6 +168,12 @@ _ALL = [
           ""),),
        "load-write-remove-load", "contract", "no-lost-write",
        contract="PG_DIRTY is set while the slot reference"),
+    Mutation("load-insert-fail-no-error",
+       "pm_load_page's default case (pm_insert_page failed with -ENOMEM) drops the page "
+       "but returns 0, success, with no page for *pp",
+       (P("pm:load_insert_fail", 't.ret("pm_load_page", -ENOMEM)', 't.ret("pm_load_page", 0)'),),
+       "fileio-enomem", "contract", "survives",
+       contract="an error comes with no reference"),
     Mutation("file-write-put-before-dirty",
        "generic_file_write calls pm_put_page before atomic_or(PG_DIRTY) as well as after it: "
        "once the reference is gone the remover may free the page the flag is then set on",
