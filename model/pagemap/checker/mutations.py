@@ -168,6 +168,12 @@ _ALL = [
           ""),),
        "load-write-remove-load", "contract", "no-lost-write",
        contract="PG_DIRTY is set while the slot reference"),
+    Mutation("file-io-no-put",
+       "generic_file_read and generic_file_write return without pm_put_page: the page "
+       "keeps a slot reference nobody holds, and the next read() starts holding one",
+       (P("fileio:fio_put", 'put_slot_ref(m, t, t["fio_page"])\n', ""),),
+       "load-write-remove-load", "contract", "refcount-accurate",
+       contract="read() and write() end holding nothing"),
     Mutation("load-insert-fail-no-error",
        "pm_load_page's default case (pm_insert_page failed with -ENOMEM) drops the page "
        "but returns 0, success, with no page for *pp",
