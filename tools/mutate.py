@@ -250,7 +250,7 @@ def _report(modules: list[str], start: float) -> int:
     killed = total = 0
     report = []
     for module in modules:
-        dbs = sorted(OUT.glob(f"{module}.*.sqlite"))
+        dbs = sorted(OUT.glob(f"{module}.[0-9]*.sqlite"))
         if not dbs:
             continue
         k = n = 0
