@@ -15,7 +15,9 @@ printed is
     mutants: K killed of N (P%)
 
 Re-measuring after a change of the model is this one command (``--modules``
-selects modules, ``--limit`` samples each module's mutants for a quick figure).
+selects modules, ``--limit`` samples each module's mutants, ``make mutate``'s default
+being ``--limit 30 --seed 1``); after a new check, ``--rerun`` runs only the survivors
+again.
 """
 
 from __future__ import annotations
