@@ -47,8 +47,8 @@ TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_cont
          "tests/test_sequential.py", "tests/test_kernel_context.py",
          "tests/test_mutations.py::test_write_values_are_fresh")
 #: A check slower than this on the unmutated code (under coverage) is left out of the
-#: gate: the 35 slowest of 337 took 72 % of the time; ``--every`` runs them too, to see
-#: that they kill none of the gate's survivors (spec/mutations.md).
+#: gate, except a mutation scenario: the slowest tenth took three quarters of the time;
+#: ``--every`` runs them too, to see that they kill none of the gate's survivors.
 CHECK_MAX_S = 2.0
 IMPORT = "import"
 
@@ -196,7 +196,9 @@ def build_map(modules: list[str], out: Path) -> None:
         raise SystemExit("the unmutated code fails a test of TESTS")
     cov.stop()
     data = cov.get_data()
-    slow = {c for c, t in times.items() if t > CHECK_MAX_S}
+    # never the mutation scenarios, the pointed checks written to kill: small, but under load
+    # one took just over the limit and its mutants survived
+    slow = {c for c, t in times.items() if t > CHECK_MAX_S and not c.startswith("ms:")}
     mapping: dict[str, Any] = {"times": {c: t for c, t in times.items() if c not in slow},
                                "left_out": {c: times[c] for c in slow}, "modules": {}}
     for module, path in files.items():
