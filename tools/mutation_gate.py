@@ -108,7 +108,7 @@ def _protocol_checks() -> Iterator[Check]:
                 return None
             out = mut.run(replace, pm.scenario)
             if ((out.verdict, out.invariant) == ("violation", pm.invariant)
-                    and out.message.startswith(pm.contract)):
+                    and (out.message or "").startswith(pm.contract)):
                 return None
             return f"{out.verdict} {out.invariant}"
         return run
