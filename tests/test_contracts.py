@@ -116,3 +116,101 @@ def test_codec_switches_the_contracts() -> None:
     with pytest.raises(icontract.ViolationError):
         on.pm_slot_inc_refcnt(-1, 64)  # a slot word is never negative
     assert off.pm_slot_inc_refcnt(-1, 64) == -1 + (1 << 53)
+
+
+def test_codec_without_contracts_calls_no_contracted_function() -> None:
+    """With contracts off, a plain codec function that calls another codec function by
+    name (radix_lookup_slot -> radix_has_leaf, vmr_for_each_range -> vmr_idx_to_va)
+    calls its plain original too.  (cosmic-ray mutants of _rebound's test for that
+    survived every check: they only put the contract checks back inside the plain
+    functions, which still return the same values.)"""
+    from pagemap.codec import CONTRACTED, make_codec
+
+    off = make_codec(False)
+    names = {name for _, name in CONTRACTED}
+    callers = 0
+    for _, name in CONTRACTED:
+        f = getattr(off, name)
+        calls = names & set(f.__code__.co_names)
+        for callee in calls:
+            assert not hasattr(f.__globals__[callee], "__wrapped__"), (name, callee)
+        callers += bool(calls)
+    assert callers >= 2
+
+
+def _posts_hold(fn: object, args: dict[str, object], result: object) -> bool:
+    """Whether every icontract postcondition of ``fn`` accepts ``result`` for ``args``."""
+    return all(c.condition(**{a: result if a == "result" else args[a] for a in c.condition_args})
+               for c in fn.__postconditions__)  # type: ignore[attr-defined]
+
+
+def _wrong_trees(t: object) -> list[object]:
+    """Trees one change away from ``t``: the other depth, or one slot rewritten."""
+    from pagemap.radix import Radix
+
+    assert isinstance(t, Radix)
+    out: list[object] = [Radix(1 - t.depth, t.slots)]
+    for j, w in enumerate(t.slots):
+        for other in {0, 7, w + 1} - {w}:
+            out.append(Radix(t.depth, t.slots[:j] + (other,) + t.slots[j + 1:]))
+    return out
+
+
+def test_radix_postconditions_pin_the_result() -> None:
+    """Each radix function's postconditions accept its result and no result one change
+    away (another error code, depth or slot): cosmic-ray mutants weakening or removing
+    them survived every scenario, which only runs correct code through them."""
+    import icontract
+    from pagemap import radix
+    from pagemap.radix import EEXIST, ENOMEM, Radix
+
+    trees = [Radix(0, (0, 0, 0, 0)), Radix(1, (0, 5, 0, 9)), Radix(1, (3, 0, 0, 0))]
+    checked = 0
+    for t in trees:
+        for key in range(len(t.slots)):
+            cases: list[tuple[object, dict[str, object], list[object]]] = []
+            for grow_ok in (True, False):
+                args: dict[str, object] = {"t": t, "key": key, "item": 7, "grow_ok": grow_ok}
+                err, t2 = radix.radix_insert(t, key, 7, grow_ok)
+                wrong = [(e, t2) for e in {0, EEXIST, ENOMEM} - {err}]
+                # not pinned: the depth of the tree an -ENOMEM returns (open, see
+                # spec/mutations.md)
+                trees2 = _wrong_trees(t2)[err == ENOMEM:]
+                cases.append((radix.radix_insert, args, wrong + [(err, w) for w in trees2]))
+            old, t2 = radix.radix_delete(t, key)
+            cases.append((radix.radix_delete, {"t": t, "key": key},
+                          [(old + 1, t2)] + [(old, w) for w in _wrong_trees(t2)]))
+            found = radix.radix_lookup_slot(t, key)
+            cases.append((radix.radix_lookup_slot, {"t": t, "key": key},
+                          [w for w in (None, key, key + 1) if w != found]))
+            for fn, fargs, wrongs in cases:
+                right = fn(**fargs)  # type: ignore[operator]
+                assert _posts_hold(fn, fargs, right), (fn, fargs)
+                for w in wrongs:
+                    assert not _posts_hold(fn, fargs, w), (fn, fargs, w)
+                checked += 1
+    assert checked >= 40
+    for depth in (0, 1):
+        assert not _posts_hold(radix.radix_has_leaf, {"depth": depth, "key": 3},
+                               not radix.radix_has_leaf(depth, 3))
+    # the preconditions' edges: 64 file pages at most, a non-zero word inserted
+    with pytest.raises(icontract.ViolationError, match="at most 64"):
+        radix.radix_has_leaf(1, 64)
+    assert radix.radix_has_leaf(1, 63)
+    with pytest.raises(icontract.ViolationError, match="non-zero word"):
+        radix.radix_insert(trees[1], 0, 0)
+    # every precondition fires: a tree of another depth, a negative word, a key outside
+    for bad in (Radix(2, (0, 0)), Radix(1, (-1, 0))):
+        for call in (radix.radix_lookup_slot, radix.radix_delete):
+            with pytest.raises(icontract.ViolationError):
+                call(bad, 0)
+        with pytest.raises(icontract.ViolationError):
+            radix.radix_insert(bad, 0, 7)
+    with pytest.raises(icontract.ViolationError):
+        radix.radix_has_leaf(2, 0)
+    for key in (-1, 4):
+        for call in (radix.radix_lookup_slot, radix.radix_delete):
+            with pytest.raises(icontract.ViolationError):
+                call(trees[1], key)
+        with pytest.raises(icontract.ViolationError):
+            radix.radix_insert(trees[1], key, 7)

@@ -171,3 +171,57 @@ def test_write_values_are_fresh() -> None:
     values = [write_value(T(tid, op)) for tid in range(6) for op in range(8)]  # type: ignore[arg-type]
     assert len(set(values)) == len(values)
     assert min(values) > 0
+
+
+def _gate() -> object:
+    """tools/mutation_gate.py (a script, not a package module)."""
+    import importlib.util
+    import sys
+
+    if "mutation_gate" in sys.modules:
+        return sys.modules["mutation_gate"]
+    path = Path(__file__).resolve().parents[1] / "tools" / "mutation_gate.py"
+    spec = importlib.util.spec_from_file_location("mutation_gate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mutation_gate"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+GATE_SOURCE = '''\
+X = 1
+
+
+@icontract.ensure(
+    lambda m: m.ok)
+def step(m):
+    def inner(n):
+        return n + 1
+    return inner(X)
+'''
+
+
+def test_gate_runs_the_checks_that_enter_the_mutated_function() -> None:
+    """make mutate's gate (tools/mutation_gate.py) runs, for a mutant, only the checks
+    that execute the function it changes: a change in a nested function's body runs
+    the checks of that function alone, a removed contract the checks that evaluate
+    its lambda, and a change outside any body every check."""
+    gate = _gate()
+    lines = {"1": ["import"], "4": ["import"], "5": ["a", "import"], "7": ["b", "c"],
+             "8": ["b"], "9": ["b", "c"]}
+    entry = {"source": GATE_SOURCE, "lines": lines}
+    times = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 0.5}
+
+    def sel(new: str) -> list[str]:
+        return gate.selected(entry, new, times)  # type: ignore[attr-defined, no-any-return]
+
+    assert gate.changed_lines(GATE_SOURCE, GATE_SOURCE.replace("n + 1", "n - 1")) == {8}  # type: ignore[attr-defined]
+    assert sel(GATE_SOURCE.replace("n + 1", "n - 1")) == ["b"]
+    assert sel(GATE_SOURCE.replace("inner(X)", "inner(X + 1)")) == ["c", "b"]
+    assert sel(GATE_SOURCE.replace("@icontract.ensure(\n    lambda m: m.ok)\n", "")) == ["a"]
+    assert sel(GATE_SOURCE.replace("X = 1", "X = 2")) == ["d", "a", "c", "b"]
+    assert sel(GATE_SOURCE.replace("m.ok", "not m.ok")) == ["a"]
+    # a function that runs at import (lines["8"] says so) matters to every check
+    lines["8"] = ["b", "import"]
+    assert sel(GATE_SOURCE.replace("n + 1", "n - 1")) == ["d", "a", "c", "b"]

@@ -119,3 +119,71 @@ def test_contracts_fire_outside_preconditions(bits: int) -> None:
     assert slot.pm_slot_get_page(slot.pm_slot_set_page(0, ppn_mask(bits), bits), bits) == (
         ppn_mask(bits)
     )
+
+
+def test_page2ppn_null_is_the_c_computation() -> None:
+    """The 32-bit page2ppn(NULL) is the C's (0 - pages) / sizeof(struct page) for
+    pages = 0xc1000000 and sizeof = 56, an exact pointer division (a cosmic-ray mutant
+    of its formula survived every check: any value with bits above the ppn field
+    behaves alike in the scenarios).  Both values have bits above the ppn field and
+    fit the word."""
+    assert PAGE2PPN_NULL[32] * 56 == (1 << 32) - 0xC1000000
+    for bits in WORD_SIZES:
+        assert PAGE2PPN_NULL[bits] >> flags_shift(bits) != 0
+        assert 0 < PAGE2PPN_NULL[bits] < 1 << bits
+
+
+CONTRACTED = ("pm_slot_check_removal", "pm_slot_set_removal", "pm_slot_clear_removal",
+              "pm_slot_check_refcnt", "pm_slot_inc_refcnt", "pm_slot_dec_refcnt",
+              "pm_slot_get_page", "pm_slot_set_page", "pm_slot_set_page_null")
+
+
+def _posts_hold(fn: object, args: dict[str, int], result: object) -> bool:
+    """Whether every icontract postcondition of ``fn`` accepts ``result`` for ``args``."""
+    return all(c.condition(**{a: result if a == "result" else args[a] for a in c.condition_args})
+               for c in fn.__postconditions__)  # type: ignore[attr-defined]
+
+
+def _others(result: object, bits: int, optional: bool) -> list[object]:
+    """Wrong results near ``result``: every one-bit flip, one more, one less (and None
+    for a result that may be None)."""
+    if isinstance(result, bool):
+        return [not result]
+    if result is None:
+        return [1, 2]
+    assert isinstance(result, int)
+    near = {result ^ (1 << k) for k in range(bits)} | {result + 1, result - 1}
+    return sorted(c for c in near if c >= 0) + ([None] if optional else [])
+
+
+@pytest.mark.parametrize("bits", WORD_SIZES)
+@pytest.mark.parametrize("name", CONTRACTED)
+def test_postconditions_pin_the_result(name: str, bits: int) -> None:
+    """Each slot function's postconditions accept its result and no other near it: a
+    weakened postcondition (``==`` -> ``>=``, a dropped frame) lets a wrong result
+    through.  (cosmic-ray mutants weakening them survived every scenario, which only
+    ever runs correct code through them.)"""
+    fn = getattr(slot, name)
+    rs = refcnt_shift(bits)
+    words = [0, removal_bit(bits), 1 << rs, (5 << rs) | removal_bit(bits) | 123,
+             (refcnt_max(bits) << rs) | 7, ppn_mask(bits), PAGE2PPN_NULL[bits], 3 << rs | 9]
+    checked = 0
+    for v in words:
+        for ppn in ([1, 77, ppn_mask(bits)] if name == "pm_slot_set_page" else [None]):
+            args = {"v": v, "bits": bits} | ({} if ppn is None else {"ppn": ppn})
+            try:
+                result = fn(**args)
+            except icontract.ViolationError:
+                continue  # outside the preconditions
+            assert _posts_hold(fn, args, result), (name, args, result)
+            for wrong in _others(result, bits, name == "pm_slot_get_page"):
+                assert not _posts_hold(fn, args, wrong), (name, args, result, wrong)
+            checked += 1
+    assert checked >= 3, name
+
+
+@pytest.mark.parametrize("bits", WORD_SIZES)
+def test_set_page_rejects_a_negative_ppn(bits: int) -> None:
+    """``0 < ppn`` is not implied by ``ppn != 0`` (a mutant ``0 != ppn`` survived)."""
+    with pytest.raises(icontract.ViolationError, match="fits the ppn field"):
+        slot.pm_slot_set_page(0, -1, bits)

@@ -1,24 +1,32 @@
 """``make mutate``: mutation testing of the model's code with cosmic-ray (spec/mutations.md).
 
-For each module of ``MODULES`` cosmic-ray generates source-level mutants (its
-operators minus the exotic replacements of ``EXCLUDE``), and runs that module's
-fast check (``tools/mutation_gate.py``) against each, with the mutant applied to
-the module file.  cosmic-ray edits the file in place, so everything runs in
-throw-away copies of the repository (one per lane, ``--jobs`` lanes at a time),
-never in the work tree.  The sessions are kept in ``.mutate/`` for
-``cr-report .mutate/<module>.sqlite``; the last line printed is
+For each module of ``PROTOCOL`` (or ``--modules``) cosmic-ray generates
+source-level mutants (its operators minus the exotic replacements of ``EXCLUDE``,
+and none inside an annotation), and runs the gate (``tools/mutation_gate.py``)
+against each, with the mutant applied to the module file: the checks that
+execute the mutated function, cheapest first, from a map of the checks built
+once on the unmutated code.  cosmic-ray edits the file in place, so everything
+runs in throw-away copies of the repository (one per lane, ``--jobs`` lanes),
+never in the work tree; each module's mutants are dealt to the lanes in turn,
+one cosmic-ray session per (module, lane).  The sessions are kept in
+``.mutate/`` for ``cr-report .mutate/<module>.<lane>.sqlite``; the last line
+printed is
 
     mutants: K killed of N (P%)
 
 Re-measuring after a change of the model is this one command (``--modules``
-selects modules, ``--limit`` samples each module's mutants for a quick figure).
+selects modules, ``--limit`` samples each module's mutants, ``make mutate``'s default
+being ``--limit 30 --seed 1``); after a new check, ``--rerun`` runs only the survivors
+again.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import os
+import queue
 import random
 import shutil
 import sqlite3
@@ -32,28 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".mutate"
 
-GATE = f"{sys.executable} tools/mutation_gate.py"
-CODEC_TESTS = "tests/test_slot.py tests/test_backends_layout.py tests/test_encoding_proofs.py"
-
-#: module -> the check a mutant of it must fail (cwd: the copy's root)
-MODULES: dict[str, str] = {
-    "codec": f"{GATE} --pytest tests/test_contracts.py::test_codec_switches_the_contracts",
-    "slot": f"{GATE} --pytest {CODEC_TESTS}",
-    "radix": GATE,
-    "pm": GATE,
-    "fault": GATE,
-    "munmap": GATE,
-    "fileio": GATE,
-    "removal": GATE,
-    # the kernel around the protocol
-    "sync": GATE,
-    "vmrs": GATE,
-    "mmap": GATE,
-    "mprotect": GATE,
-    "proc": GATE,
-    "sched": GATE,
-    "hardware": f"{GATE} --pytest tests/test_mutations.py::test_write_values_are_fresh",
-}
+#: the modules of the protocol, the mutant set of ``make mutate`` (spec/mutations.md)
+PROTOCOL = ("codec", "slot", "radix", "pm", "fault", "munmap", "fileio", "removal")
+#: the kernel around the protocol, with ``--modules``
+KERNEL = ("sync", "vmrs", "mmap", "mprotect", "proc", "sched", "hardware")
+MODULES = (*PROTOCOL, *KERNEL)
 
 #: cosmic-ray operators left out: replacements no programmer would write for the
 #: operator at hand (a bit-mask by a power, an addition by a shift), which only
@@ -65,7 +56,8 @@ EXCLUDE = (
     r"core/ReplaceComparisonOperator_(Eq|NotEq|Lt|LtE|Gt|GtE)_(Is|IsNot)$",
     r"core/ReplaceUnaryOperator_\w+_(UAdd|USub)$",
 )
-TIMEOUT_S = 240.0
+#: cosmic-ray's own limit per mutant, a backstop: the gate limits each check (mutation_gate)
+TIMEOUT_S = 1800.0
 COPY = ("model", "proofs", "tests", "scenarios", "tools", "pyproject.toml")
 
 
@@ -87,23 +79,20 @@ def _copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
+def _sources_key(modules: list[str]) -> str:
+    """A digest of everything the check map depends on (the code and the checks), so
+    that a map built for the same sources is reused."""
+    h = hashlib.sha256(" ".join(modules).encode())
+    for name in COPY:
+        for path in sorted((ROOT / name).rglob("*") if (ROOT / name).is_dir() else [ROOT / name]):
+            if (path.is_file() and path.suffix in (".py", ".toml") and path.name != "mutate.py"
+                    and "__pycache__" not in path.parts):
+                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def _sample(db: Path, limit: int | None, seed: int) -> None:
-    """Keep ``limit`` random pending mutants (the rest are marked skipped)."""
-    if limit is None:
-        return
-    con = sqlite3.connect(db)
-    ids = [r[0] for r in con.execute(
-        "SELECT job_id FROM work_items WHERE job_id NOT IN (SELECT job_id FROM work_results)")]
-    drop = set(ids) - set(random.Random(seed).sample(ids, min(limit, len(ids))))
-    con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
-                    "diff) VALUES (?, 'SKIPPED', 'sampled out', NULL, '')",
-                    [(j,) for j in drop])
-    con.commit()
-    con.close()
 
 
 def annotation_spans(src: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -124,31 +113,54 @@ def annotation_spans(src: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
             for a in anns]
 
 
-def _skip_annotations(db: Path, src: str) -> None:
-    """Mark the mutants inside annotations skipped (see ``annotation_spans``)."""
+def _skip(con: sqlite3.Connection, jobs: list[str], why: str) -> None:
+    con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
+                    "diff) VALUES (?, 'SKIPPED', ?, NULL, '')", [(j, why) for j in jobs])
+    con.commit()
+
+
+def _select(db: Path, src: str, shard: int, lanes: int, limit: int | None, seed: int) -> None:
+    """Skip the mutants inside annotations (see ``annotation_spans``), sample ``limit``
+    of the rest when asked, and keep every ``lanes``-th of those from ``shard`` on:
+    the order is by position and operator, the same in every lane's session."""
     spans = annotation_spans(src)
     con = sqlite3.connect(db)
-    rows = con.execute("SELECT job_id, start_pos_row, start_pos_col FROM mutation_specs "
-                       "WHERE job_id NOT IN (SELECT job_id FROM work_results)").fetchall()
-    drop = [j for j, r, c in rows if any(a <= (r, c) < b for a, b in spans)]
-    con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
-                    "diff) VALUES (?, 'SKIPPED', 'in an annotation: never evaluated', NULL, '')",
-                    [(j,) for j in drop])
-    con.commit()
+    rows = con.execute("SELECT job_id, start_pos_row, start_pos_col, operator_name, occurrence "
+                       "FROM mutation_specs WHERE job_id NOT IN "
+                       "(SELECT job_id FROM work_results)").fetchall()
+    _skip(con, [j for j, r, c, *_ in rows if any(a <= (r, c) < b for a, b in spans)],
+          "in an annotation: never evaluated")
+    rows = sorted((r for r in rows if not any(a <= (r[1], r[2]) < b for a, b in spans)),
+                  key=lambda r: r[1:])
+    keep = rows if limit is None else sorted(
+        random.Random(seed).sample(rows, min(limit, len(rows))), key=lambda r: r[1:])
+    mine = {r[0] for r in keep[shard::lanes]}
+    _skip(con, [r[0] for r in rows if r[0] not in mine and r in keep], "another lane's")
+    _skip(con, [r[0] for r in rows if r not in keep], "sampled out")
     con.close()
 
 
-def run_module(module: str, lane: Path, limit: int | None, seed: int) -> Path:
-    cfg, db = lane / f"{module}.toml", OUT / f"{module}.sqlite"
-    cfg.write_text(_config(module, MODULES[module]))
-    db.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lane / "model"), str(lane)])}
-    for cmd in ([_bin("cosmic-ray"), "init", str(cfg), str(db)],
-                [_bin("cr-filter-operators"), str(db), str(cfg)]):
-        subprocess.run(cmd, cwd=lane, env=env, check=True, capture_output=True)
-    _skip_annotations(db, (lane / "model" / "pagemap" / f"{module}.py").read_text())
-    _sample(db, limit, seed)
-    subprocess.run([_bin("cosmic-ray"), "exec", str(cfg), str(db)], cwd=lane, env=env,
+def run_session(module: str, lane_dir: Path, shard: int, lanes: int, mapfile: Path,
+                limit: int | None, seed: int, rerun: bool) -> Path:
+    """A new session of ``module``'s mutants of ``shard``, or (``rerun``) the survivors
+    of the existing one again, against the gate as it is now."""
+    cfg, db = lane_dir / f"{module}.toml", OUT / f"{module}.{shard}.sqlite"
+    gate = f"{sys.executable} tools/mutation_gate.py --map {mapfile} --module {module}"
+    cfg.write_text(_config(module, gate))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(lane_dir / "model"), str(lane_dir)])}
+    if rerun:
+        con = sqlite3.connect(db)
+        con.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'")
+        con.commit()
+        con.close()
+    else:
+        db.unlink(missing_ok=True)
+        for cmd in ([_bin("cosmic-ray"), "init", str(cfg), str(db)],
+                    [_bin("cr-filter-operators"), str(db), str(cfg)]):
+            subprocess.run(cmd, cwd=lane_dir, env=env, check=True, capture_output=True)
+        _select(db, (lane_dir / "model" / "pagemap" / f"{module}.py").read_text(), shard,
+                lanes, limit, seed)
+    subprocess.run([_bin("cosmic-ray"), "exec", str(cfg), str(db)], cwd=lane_dir, env=env,
                    check=True, capture_output=True)
     return db
 
@@ -176,50 +188,81 @@ def tally(db: Path) -> tuple[int, int, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/mutate.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--modules", nargs="*", default=list(MODULES), choices=list(MODULES))
+    ap.add_argument("--modules", nargs="*", default=list(PROTOCOL), choices=list(MODULES))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="mutants per module (a sample)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rerun", action="store_true",
+                    help="resume the sessions in .mutate/, their survivors again (after a new "
+                    "check), and start the missing ones")
     ap.add_argument("--report", action="store_true",
                     help="only tally the sessions in .mutate/ (e.g. of an interrupted run)")
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     start = time.monotonic()
+    lanes = max(1, args.jobs)
     if args.report:
-        order = [m for m in args.modules if (OUT / f"{m}.sqlite").exists()]
-        return _report(order, [OUT / f"{m}.sqlite" for m in order], start)
+        return _report(args.modules, start)
     with tempfile.TemporaryDirectory(prefix="pagemap-mutate-") as tmp:
-        lanes = []
-        for k in range(max(1, args.jobs)):
+        dirs = []
+        for k in range(lanes):
             lane = Path(tmp) / f"lane{k}"
             lane.mkdir()
             _copy(lane)
-            lanes.append(lane)
-        # one module per lane at a time; removal, the largest, first
-        order = sorted(args.modules, key=lambda m: m != "removal")
-        free = list(lanes)
+            dirs.append(lane)
+        if not args.rerun:
+            for old in OUT.glob("*.sqlite"):
+                old.unlink()
+        shards = [(m, k) for m in args.modules for k in range(lanes)]
+        mapfile = OUT / "map.json"
+        # one map for the protocol modules and any others asked for, reused while the
+        # sources are the same
+        mapped = sorted({*PROTOCOL, *args.modules})
+        key = _sources_key(mapped)
+        keyfile = OUT / "map.key"
+        if not (mapfile.exists() and keyfile.exists() and keyfile.read_text() == key):
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dirs[0] / "model"),
+                                                                str(dirs[0])])}
+            subprocess.run([sys.executable, "tools/mutation_gate.py", "--map", str(mapfile),
+                            "--build", *mapped], cwd=dirs[0], env=env, check=True)
+            keyfile.write_text(key)
+            print(f"check map built: {time.monotonic() - start:.0f} s", flush=True)
+        # one session per (module, shard); a lane's copy is mutated by one session at a time
+        free: queue.Queue[Path] = queue.Queue()
+        for lane in dirs:
+            free.put(lane)
 
-        def job(module: str) -> Path:
-            lane = free.pop()
+        def job(module: str, shard: int) -> Path:
+            lane = free.get()
             try:
-                return run_module(module, lane, args.limit, args.seed)
+                rerun = args.rerun and (OUT / f"{module}.{shard}.sqlite").exists()
+                return run_session(module, lane, shard, lanes, mapfile, args.limit, args.seed,
+                                   rerun)
             finally:
-                free.append(lane)
+                free.put(lane)
 
-        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-            dbs = list(pool.map(job, order))
-    return _report(order, dbs, start)
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            futures = [pool.submit(job, m, k) for m, k in shards]
+            for f in futures:
+                f.result()
+    return _report(args.modules, start)
 
 
-def _report(order: list[str], dbs: list[Path], start: float) -> int:
+def _report(modules: list[str], start: float) -> int:
     killed = total = 0
     report = []
-    for module, db in zip(order, dbs, strict=True):
-        k, n, surv = tally(db)
+    for module in modules:
+        dbs = sorted(OUT.glob(f"{module}.[0-9]*.sqlite"))
+        if not dbs:
+            continue
+        k = n = 0
+        for db in dbs:
+            dk, dn, surv = tally(db)
+            k, n = k + dk, n + dn
+            report += surv
         killed, total = killed + k, total + n
         print(f"{module:8} {k:5} killed of {n:5}" + (f" ({100 * k / n:.1f}%)" if n else ""))
-        report += surv
-    (OUT / "survivors.txt").write_text("".join(f"{s}\n" for s in report))
+    (OUT / "survivors.txt").write_text("".join(f"{s}\n" for s in sorted(report)))
     print(f"{len(report)} survivors listed in {OUT / 'survivors.txt'}; "
           f"{time.monotonic() - start:.0f} s")
     pct = 100 * killed / total if total else 0.0

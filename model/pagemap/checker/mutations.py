@@ -168,6 +168,25 @@ _ALL = [
           ""),),
        "load-write-remove-load", "contract", "no-lost-write",
        contract="PG_DIRTY is set while the slot reference"),
+    Mutation("file-io-no-put",
+       "generic_file_read and generic_file_write return without pm_put_page: the page "
+       "keeps a slot reference nobody holds, and the next read() starts holding one",
+       (P("fileio:fio_put", 'put_slot_ref(m, t, t["fio_page"])\n', ""),),
+       "load-write-remove-load", "contract", "refcount-accurate",
+       contract="read() and write() end holding nothing"),
+    Mutation("load-insert-fail-no-error",
+       "pm_load_page's default case (pm_insert_page failed with -ENOMEM) drops the page "
+       "but returns 0, success, with no page for *pp",
+       (P("pm:load_insert_fail", 't.ret("pm_load_page", -ENOMEM)', 't.ret("pm_load_page", 0)'),),
+       "fileio-enomem", "contract", "survives",
+       contract="an error comes with no reference"),
+    Mutation("file-write-put-before-dirty",
+       "generic_file_write calls pm_put_page before atomic_or(PG_DIRTY) as well as after it: "
+       "once the reference is gone the remover may free the page the flag is then set on",
+       (P("fileio:fio_dirty", 'm.touch(page, "generic_file_write")',
+          'put_slot_ref(m, t, page)\n    m.touch(page, "generic_file_write")'),),
+       "load-write-remove-load", "contract", "refcount-accurate",
+       contract="PG_DIRTY is set while the slot reference"),
     Mutation("remove-two-removers",
        "pm_remove_contig ignores the old value of atomic_swap(&pm->pm_removal, 1): a second "
        "remover runs while the first has dropped pm_lock for writeback",
