@@ -24,7 +24,7 @@ import dataclasses
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -58,10 +58,23 @@ SCENARIOS = REPO / "scenarios"
 #: An abstract state as a tuple, in the order of ``state.VARS`` (hashable, interned).
 NAMES = tuple(v.name for v in st.VARS)
 Key = tuple[Any, ...]
+#: A concrete state's abstract states, one per focus of the run: (values, key), None
+#: where the abstraction failed.
+Abs = list[tuple[dict[str, Any], Key] | None]
 
 
 def key_of(a: dict[str, Any]) -> Key:
     return tuple(a[n] for n in NAMES)
+
+
+@dataclass(frozen=True)
+class CompiledAlt:
+    """One alternative of a step (``system.Parts``), compiled: its guard, the equations
+    of the variables it changes, and their positions in a key (the rest is the frame)."""
+
+    guard: Fn
+    sets: tuple[Fn, ...]
+    changed: frozenset[int]
 
 
 class Relations:
@@ -72,19 +85,26 @@ class Relations:
     great deal more than concrete ones."""
 
     def __init__(self, fixes: Iterable[str], bits: int,
-                 replace: dict[str, Callable] | None = None, env_lemmas: bool = True) -> None:
+                 replace: dict[str, Callable] | None = None, env_lemmas: bool = True,
+                 compiler: Compiler | None = None) -> None:
         """``replace``: step name -> builder, a mutated symbolic step (for tests).
-        ``env_lemmas``: False only for ``lax``, below."""
+        ``env_lemmas``: False only for ``lax``, below.  ``compiler``: shared by the
+        systems of one check; Z3 shares equal subterms, so what two variants have in
+        common (most of every step) is compiled once."""
         self.fixes, self.bits, self.replace = list(fixes), bits, replace
         self._lax: Relations | None = None
         self.sys = System(list(fixes), bits, env_lemmas=env_lemmas)
         self.variant = self.sys.variant
         pre, post = st.make(bits), st.make(bits, "'")
-        comp = Compiler()
+        comp = self.compiler = compiler or Compiler()
         self.steps = [Step(s.name, s.labels, (replace or {}).get(s.name, s.build), s.doc)
                       for s in self.sys.steps()]
-        self.alts: dict[str, list[Fn]] = {
-            s.name: [comp(a) for a in self.sys.alternatives(s, pre, post)] for s in self.steps}
+        index = {n: k for k, n in enumerate(NAMES)}
+        self.alts: dict[str, list[CompiledAlt]] = {s.name: [CompiledAlt(
+            comp(p.guard), tuple(comp(eq) for _, eq in p.eqs),
+            frozenset(index[n] for n in p.changed))
+            for p in self.sys.parts(s, pre, post, frame=False)]
+            for s in self.steps}
         #: concrete step name -> the symbolic steps that declare it among their labels
         self.by_label: dict[str, list[str]] = {}
         for s in self.steps:
@@ -105,19 +125,29 @@ class Relations:
         invariant -- no longer bounds what other TLB entries do, and the model is
         checked against this system instead (``Report.beyond``)."""
         if self._lax is None:
-            self._lax = Relations(self.fixes, self.bits, self.replace, env_lemmas=False)
+            self._lax = Relations(self.fixes, self.bits, self.replace, env_lemmas=False,
+                                  compiler=self.compiler)
         return self._lax
 
-    def _first(self, env: dict[str, Any], names: Iterable[str]) -> tuple[str, int] | None:
+    def _first(self, a: dict[str, Any], b: dict[str, Any], ka: Key, kb: Key,
+               names: Iterable[str]) -> tuple[str, int] | None:
+        """The first (step, alternative) of ``names`` that holds from a to b.  The
+        frame equations are decided on the keys: an alternative can hold only if every
+        variable that differs is one it changes."""
+        diff = frozenset(k for k, (x, y) in enumerate(zip(ka, kb, strict=True)) if x != y)
+        env: dict[str, Any] | None = None
         for name in names:
-            for k, fn in enumerate(self.alts[name]):
-                if fn(env):
+            for k, alt in enumerate(self.alts[name]):
+                if not diff <= alt.changed:
+                    continue
+                env = env or _env(a, b)
+                if alt.guard(env) and all(eq(env) for eq in alt.sets):
                     return name, k
         return None
 
     def holds(self, name: str, a: dict[str, Any], b: dict[str, Any]) -> int | None:
         """The first alternative of step ``name`` that holds from a to b."""
-        hit = self._first(_env(a, b), [name])
+        hit = self._first(a, b, key_of(a), key_of(b), [name])
         return None if hit is None else hit[1]
 
     def match(self, a: dict[str, Any], b: dict[str, Any], labels: tuple[str, ...] = (),
@@ -129,13 +159,12 @@ class Relations:
         own = [n for lab in labels for n in self.by_label.get(lab, [])]
         hit: tuple[str, int] | None
         if (ka, kb) not in self._match:
-            env = _env(a, b)
-            hit = self._first(env, own) or self._first(
-                env, [s.name for s in self.steps if s.name not in own])
+            hit = self._first(a, b, ka, kb, own) or self._first(
+                a, b, ka, kb, [s.name for s in self.steps if s.name not in own])
             self._match[(ka, kb)] = hit
         elif (hit := self._match[(ka, kb)]) is not None and hit[0] not in own and own:
             # memoised under another label: this label's own steps come first
-            hit = self._first(_env(a, b), own) or hit
+            hit = self._first(a, b, ka, kb, own) or hit
         if hit is None:
             return None
         return hit[0], hit[1], hit[0] in own
@@ -213,7 +242,7 @@ class Checker:
         self.replace = replace
         self.labels = labels
         self.relations: dict[tuple[frozenset[str], int], Relations] = {}
-        self.cache: dict[tuple[tuple[int, ...], Focus], Key | None] = {}
+        self.compiler = Compiler()
         self.dicts: dict[Key, tuple[dict[str, Any], Key]] = {}  # interned abstract states
         self.foci: list[Focus] = []  # the current run's
         #: the Expected entries to look for in the current run (index, entry)
@@ -222,37 +251,36 @@ class Checker:
     def rel(self, cfg: Config) -> Relations:
         key = (cfg.fixes, cfg.word_bits)
         if key not in self.relations:
-            self.relations[key] = Relations(cfg.fixes, cfg.word_bits, self.replace)
+            self.relations[key] = Relations(cfg.fixes, cfg.word_bits, self.replace,
+                                            compiler=self.compiler)
         return self.relations[key]
 
-    def abs(self, layout: Layout, s: tuple[int, ...], f: Focus
-            ) -> tuple[dict[str, Any], Key] | None:
-        """The abstract state of s for focus f, and its key.  Computed once per
-        concrete state for all foci (they share its View) and kept for the run as
-        an interned key: abstract states repeat, so the run stores a pointer per
-        (state, focus) and one dict per distinct abstract state."""
-        key = (s, f)
-        hit = self.cache.get(key, ())
-        if hit == ():
-            view = View(layout, s)
-            for g in self.foci:
-                try:
-                    a = abstract(layout, s, g, view)
-                except AbstractionError as e:
-                    self.report.fail(f"{layout.cfg.name} [{layout.cfg.variant}] "
-                                     f"{g.describe(layout)}: {e}")
-                    self.cache[(s, g)] = None
-                    continue
-                k = key_of(a)
-                self.cache[(s, g)] = self.dicts.setdefault(k, (a, k))[1]
-            hit = self.cache[key]
-        return None if hit is None else self.dicts[hit]  # type: ignore[index]
+    def abstract_all(self, layout: Layout, s: tuple[int, ...]) -> Abs:
+        """The abstract state of s for every focus of the run, each with its key.
+        Computed once per concrete state (the foci share its View); abstract states
+        repeat, so each distinct one is kept once (interned) and the run keeps, per
+        concrete state, a pointer per focus."""
+        view = View(layout, s)
+        out: Abs = []
+        for g in self.foci:
+            try:
+                a = abstract(layout, s, g, view)
+            except AbstractionError as e:
+                self.report.fail(f"{layout.cfg.name} [{layout.cfg.variant}] "
+                                 f"{g.describe(layout)}: {e}")
+                out.append(None)
+                continue
+            k = key_of(a)
+            out.append(self.dicts.setdefault(k, (a, k)))
+        return out
 
     def check_state(self, cfg: Config, layout: Layout, s: tuple[int, ...], what: str,
-                    fs: list[Focus]) -> None:
+                    fs: list[Focus], abs_s: Abs | None = None) -> Abs:
+        """Domain, init (``what`` "init") and, on fixed, every invariant in each of s's
+        abstract states; returns them (``abs_s``: already computed)."""
         rel = self.rel(cfg)
-        for f in fs:
-            hit = self.abs(layout, s, f)
+        abs_s = self.abstract_all(layout, s) if abs_s is None else abs_s
+        for f, hit in zip(fs, abs_s, strict=True):
             if hit is None:
                 continue
             a, ka = hit
@@ -266,29 +294,35 @@ class Checker:
                 for name in rel.broken(a, ka):
                     self.report.fail(f"{what} {f.describe(layout)}: invariant {name} "
                                      f"false in a reachable state: {a}")
+        return abs_s
 
     def check_transition(self, cfg: Config, layout: Layout, s: tuple[int, ...],
                          t: tuple[int, ...], actor: int, flush: bool, what: str,
-                         fs: list[Focus]) -> None:
+                         fs: list[Focus], abs_s: Abs, abs_t: Abs) -> None:
+        """``abs_s``, ``abs_t``: the abstract states of s and t (``abstract_all``)."""
         label = what.split(" ")[-1]
         rel = self.rel(cfg)
-        for f in fs:
-            # E's core abandoning the address space (its last thread done, or its
-            # SCP blocked) empties its TLB in the same step ("dispatch")
-            ends = f.c is not None and not flush and core_leaves(layout, s, t, f.c)
-            labels = (label, "dispatch") if ends else (label,)
-            ha, hb = self.abs(layout, s, f), self.abs(layout, t, f)
+        leaves: dict[int, bool] = {}
+        for f, ha, hb in zip(fs, abs_s, abs_t, strict=True):
             if ha is None or hb is None:
                 continue
-            (a, ka), (b, kb) = ha, hb
             self.report.pairs += 1
-            if ka == kb:
+            if ha is hb:  # interned: the same abstract state
                 self.report.stutter += 1
                 continue
+            (a, ka), (b, kb) = ha, hb
+            # E's core abandoning the address space (its last thread done, or its
+            # SCP blocked) empties its TLB in the same step ("dispatch")
+            ends = False
+            if f.c is not None and not flush:
+                ends = leaves.get(f.c, None)  # type: ignore[assignment]
+                if ends is None:
+                    ends = leaves[f.c] = core_leaves(layout, s, t, f.c)
+            labels = (label, "dispatch") if ends else (label,)
             if self.wanted:
                 self._realises(rel, a, b, labels, f"{what}, {f.describe(layout)}")
             hit = rel.match(a, b, labels, ka, kb)
-            if hit is None and self._outside(rel, layout, s, fs):
+            if hit is None and self._outside(rel, abs_s):
                 # Past a counterexample of the proofs (seed): the system is only
                 # claimed inside the invariant; count what happens out there.
                 hit = rel.lax.match(a, b, labels, ka, kb)
@@ -314,16 +348,11 @@ class Checker:
             else:
                 self.report.matched[name] += 1
 
-    def _outside(self, rel: Relations, layout: Layout, s: tuple[int, ...],
-                 fs: list[Focus]) -> bool:
+    def _outside(self, rel: Relations, abs_s: Abs) -> bool:
         """Some focus of s breaks an invariant: the state lies past a counterexample
         (for the CMP guard, the entry that broke `tlb-dirty-recorded` is E of
         another focus)."""
-        for g in fs:
-            hit = self.abs(layout, s, g)
-            if hit is not None and rel.broken(*hit):
-                return True
-        return False
+        return any(hit is not None and rel.broken(*hit) for hit in abs_s)
 
     def _composite(self, rel: Relations, a: dict[str, Any], b: dict[str, Any],
                    labels: tuple[str, ...]) -> str | None:
@@ -380,13 +409,16 @@ def _bindings(terms: dict[str, Any], values: dict[str, Any]) -> list[tuple[Any, 
     return out
 
 
-def _moves(ex: Explorer, s: tuple[int, ...]) -> Iterator[tuple[tuple[int, ...], int, bool, str]]:
-    """Successors of s: (state, thread, whether it is a TLB flush, the step's name)."""
+def _moves(ex: Explorer, s: tuple[int, ...], known: Container[tuple[int, ...]] = frozenset()
+           ) -> Iterator[tuple[tuple[int, ...], int, bool, str]]:
+    """Successors of s: (state, thread, whether it is a TLB flush, the step's name).
+    ``known``: states already reached (they passed the checker's invariants)."""
     layout = ex.layout
     for actor, nxt, viol in ex.successors(s):
         # A step that breaks an invariant of the checker ends the run there: the
         # explorer never goes on from it, and neither does refinement.
-        if viol is not None or nxt is None or check_state(layout, nxt) is not None:
+        if viol is not None or nxt is None or (
+                nxt not in known and check_state(layout, nxt) is not None):
             continue
         if actor < 0:
             yield nxt, -actor - 1, True, "flush"
@@ -436,34 +468,43 @@ def check_scenario(checker: Checker, path: Path, variant: str,
     checker.foci = fs
     name = f"{cfg.name} [{cfg.variant}]"
     init_s = initial_state(layout)
-    checker.check_state(cfg, layout, init_s, "init", fs)
-    seen = {init_s}
+    #: every state reached -> its abstract states (one per focus)
+    seen: dict[tuple[int, ...], Abs] = {init_s: checker.check_state(
+        cfg, layout, init_s, "init", fs)}
     frontier = deque([init_s])
     visited = 0
     report = checker.report
+
+    def reach(t: tuple[int, ...]) -> tuple[Abs, bool]:
+        abs_t = seen.get(t)
+        if abs_t is not None:
+            return abs_t, False
+        abs_t = seen[t] = checker.check_state(cfg, layout, t, f"{name} state", fs)
+        return abs_t, True
+
     while frontier and (max_states is None or visited < max_states):
         s = frontier.popleft()
+        abs_s = seen[s]
         visited += 1
-        for t, actor, flush, label in _moves(ex, s):
+        for t, actor, flush, label in _moves(ex, s, seen):
             report.transitions += 1
-            checker.check_transition(cfg, layout, s, t, actor, flush, f"{name} {label}", fs)
-            if t not in seen:
-                seen.add(t)
-                checker.check_state(cfg, layout, t, f"{name} state", fs)
+            abs_t, new = reach(t)
+            checker.check_transition(cfg, layout, s, t, actor, flush, f"{name} {label}", fs,
+                                     abs_s, abs_t)
+            if new:
                 frontier.append(t)
     exhaustive = not frontier
     rng = random.Random(seed)
     for _ in range(walks):
         s = init_s
         for _depth in range(2000):
-            succ = list(_moves(ex, s))
+            succ = list(_moves(ex, s, seen))
             if not succ:
                 break
             t, actor, flush, label = rng.choice(succ)
-            checker.check_transition(cfg, layout, s, t, actor, flush, f"{name} {label}", fs)
-            if t not in seen:
-                seen.add(t)
-                checker.check_state(cfg, layout, t, f"{name} state", fs)
+            abs_t, _new = reach(t)
+            checker.check_transition(cfg, layout, s, t, actor, flush, f"{name} {label}", fs,
+                                     seen[s], abs_t)
             s = t
     report.states += len(seen)
     report.scenarios += 1
@@ -473,7 +514,6 @@ def check_scenario(checker: Checker, path: Path, variant: str,
     rel = checker.rel(cfg)
     report.all_alternatives.update((rel.variant, name, k) for name, fns in rel.alts.items()
                                    for k in range(len(fns)))
-    checker.cache.clear()
     checker.dicts.clear()
     return exhaustive
 
