@@ -61,6 +61,9 @@ Key = tuple[Any, ...]
 #: A concrete state's abstract states, one per focus of the run: (values, key), None
 #: where the abstraction failed.
 Abs = list[tuple[dict[str, Any], Key] | None]
+#: A step matched: (step, alternative, whether the step declares the concrete step,
+#: every (step, alternative) declaring it that holds -- each is realised).
+Match = tuple[str, int, bool, tuple[tuple[str, int], ...]]
 
 
 def key_of(a: dict[str, Any]) -> Key:
@@ -113,7 +116,7 @@ class Relations:
         self.domain = comp(z3.And(*st.domain(pre)))
         self.invariants = [(i.name, comp(i.formula(self.sys, pre))) for i in INVARIANTS]
         self.init = comp(init(self.sys, pre))
-        self._match: dict[tuple[Key, Key], tuple[str, int] | None] = {}
+        self._match: dict[tuple[Key, Key, tuple[str, ...]], Match | None] = {}
         self._inv: dict[Key, tuple[str, ...]] = {}
         self._dom: dict[Key, bool] = {}
 
@@ -129,45 +132,51 @@ class Relations:
                                   compiler=self.compiler)
         return self._lax
 
-    def _first(self, a: dict[str, Any], b: dict[str, Any], ka: Key, kb: Key,
-               names: Iterable[str]) -> tuple[str, int] | None:
-        """The first (step, alternative) of ``names`` that holds from a to b.  The
-        frame equations are decided on the keys: an alternative can hold only if every
-        variable that differs is one it changes."""
+    def _holding(self, a: dict[str, Any], b: dict[str, Any], ka: Key, kb: Key,
+                 names: Iterable[str], first: bool = True) -> list[tuple[str, int]]:
+        """The (step, alternative)s of ``names`` that hold from a to b, in order (only
+        the first with ``first``).  The frame equations are decided on the keys: an
+        alternative can hold only if every variable that differs is one it changes."""
         diff = frozenset(k for k, (x, y) in enumerate(zip(ka, kb, strict=True)) if x != y)
         env: dict[str, Any] | None = None
+        out = []
         for name in names:
             for k, alt in enumerate(self.alts[name]):
                 if not diff <= alt.changed:
                     continue
                 env = env or _env(a, b)
                 if alt.guard(env) and all(eq(env) for eq in alt.sets):
-                    return name, k
-        return None
+                    out.append((name, k))
+                    if first:
+                        return out
+        return out
 
     def holds(self, name: str, a: dict[str, Any], b: dict[str, Any]) -> int | None:
         """The first alternative of step ``name`` that holds from a to b."""
-        hit = self._first(a, b, key_of(a), key_of(b), [name])
-        return None if hit is None else hit[1]
+        hit = self._holding(a, b, key_of(a), key_of(b), [name])
+        return hit[0][1] if hit else None
 
     def match(self, a: dict[str, Any], b: dict[str, Any], labels: tuple[str, ...] = (),
-              ka: Key | None = None, kb: Key | None = None) -> tuple[str, int, bool] | None:
-        """(step, alternative, whether the step declares one of ``labels``) for a -> b:
-        the steps declaring the concrete step first, then any other."""
+              ka: Key | None = None, kb: Key | None = None) -> Match | None:
+        """(step, alternative, whether the step declares one of ``labels``, every
+        alternative of a step declaring them that holds) for a -> b: the steps
+        declaring the concrete step first, then any other."""
         ka = key_of(a) if ka is None else ka
         kb = key_of(b) if kb is None else kb
+        memo = (ka, kb, labels)
+        if memo in self._match:
+            return self._match[memo]
         own = [n for lab in labels for n in self.by_label.get(lab, [])]
-        hit: tuple[str, int] | None
-        if (ka, kb) not in self._match:
-            hit = self._first(a, b, ka, kb, own) or self._first(
-                a, b, ka, kb, [s.name for s in self.steps if s.name not in own])
-            self._match[(ka, kb)] = hit
-        elif (hit := self._match[(ka, kb)]) is not None and hit[0] not in own and own:
-            # memoised under another label: this label's own steps come first
-            hit = self._first(a, b, ka, kb, own) or hit
-        if hit is None:
-            return None
-        return hit[0], hit[1], hit[0] in own
+        every = tuple(self._holding(a, b, ka, kb, own, first=False))
+        out: Match | None = None
+        if every:
+            out = (every[0][0], every[0][1], True, every)
+        else:
+            other = self._holding(a, b, ka, kb, [s.name for s in self.steps if s.name not in own])
+            if other:
+                out = (other[0][0], other[0][1], False, ())
+        self._match[memo] = out
+        return out
 
     def broken(self, a: dict[str, Any], k: Key | None = None) -> tuple[str, ...]:
         """The invariants false in a."""
@@ -335,6 +344,7 @@ class Checker:
                 name = hit[0]
                 self.report.alternatives[(hit[0], hit[1])] += 1
                 self.report.hit.add((cfg.variant, hit[0], hit[1]))
+                self.report.hit.update((cfg.variant, n, k) for n, k in hit[3])
                 if not hit[2]:
                     self.report.unlabelled[(label, hit[0])] += 1
                     if self.labels:
@@ -360,12 +370,13 @@ class Checker:
         for e, ed, ep in product((False, True), repeat=3):
             mid = {**b, "e": e, "ed": ed, "ep": ep}
             if rel.holds("tlb_exit", mid, b) is not None:
-                hit = rel.match(a, mid, labels) if a != mid else ("stutter", 0, True)
+                hit = rel.match(a, mid, labels) if a != mid else ("stutter", 0, True, ())
                 if hit is not None:
                     self.report.composite += 1
                     if hit[0] != "stutter":
                         self.report.alternatives[(hit[0], hit[1])] += 1
                         self.report.hit.add((rel.variant, hit[0], hit[1]))
+                        self.report.hit.update((rel.variant, n, k) for n, k in hit[3])
                     self.report.alternatives[("tlb_exit", 0)] += 1
                     self.report.hit.add((rel.variant, "tlb_exit", 0))
                     return f"{hit[0]}+tlb_exit"
