@@ -159,6 +159,35 @@ def test_coverage_row_reports_a_missing_alternative() -> None:
     assert cov.result == "pass"
 
 
+def test_coverage_allowlist_is_not_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An allowlisted alternative (``UNEXERCISED``) passes only while no transition
+    realises it and the system still has it; each entry has its reason."""
+    assert all(why for why in refinement.UNEXERCISED.values())
+    rep = refinement.Report()
+    rep.all_alternatives = {("fixed", "find_cas", 0), ("fixed", "find_cas", 1)}
+    rep.hit = {("fixed", "find_cas", 0)}
+    monkeypatch.setattr(refinement, "UNEXERCISED", {("fixed", "find_cas", 1): "a reason"})
+    cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
+    assert cov.result == "pass", cov.detail
+    rep.hit = set(rep.all_alternatives)  # realised after all: the entry must go
+    cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
+    assert cov.result == "violation" and "allowlisted but realised" in cov.detail
+    rep.all_alternatives = {("fixed", "find_cas", 0)}  # the alternative is gone
+    cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
+    assert cov.result == "violation" and "allowlisted but realised or gone" in cov.detail
+
+
+def test_every_holding_alternative_is_realised() -> None:
+    """Coverage credits each alternative of the concrete step's own steps that holds,
+    not only the first one tried: munmap's own-core shootdown (flushed at once) also
+    satisfies the alternative in which E was already empty or gets a pending flush."""
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), refinement.SCENARIOS /
+                              "munmap-vs-remove.toml", "fixed")
+    first = {(n, k) for n, k in rep.alternatives}
+    assert {(v, n, k) for v, n, k in rep.hit} - {("fixed", n, k) for n, k in first}
+
+
 def test_a_finding_is_realised_by_a_concrete_transition() -> None:
     """F2's counterexample (rm_send_x breaks tlb-covered) happens in the model: the
     async shootdown of finding-async-shootdown, seen through the abstraction.  The
