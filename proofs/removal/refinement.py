@@ -21,6 +21,7 @@ step of the C.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import random
 import time
 from collections import Counter, deque
@@ -66,8 +67,11 @@ Abs = list[tuple[dict[str, Any], Key] | None]
 Match = tuple[str, int, bool, tuple[tuple[str, int], ...]]
 
 
+_KEY = operator.itemgetter(*NAMES)
+
+
 def key_of(a: dict[str, Any]) -> Key:
-    return tuple(a[n] for n in NAMES)
+    return _KEY(a)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
