@@ -315,3 +315,19 @@ def test_scenarios_out_of_scope_have_reasons() -> None:
     kept = {p.stem for p in refinement.all_scenarios()}
     assert {"munmap-vs-remove", "scp-sleeps-while-removed", "blocking-readpage",
             "finding-fileio-enomem"} <= kept
+
+
+def test_void_alternatives_are_left_out_of_coverage() -> None:
+    """An alternative whose guard Z3 simplifies to false on the variant, or that changes
+    nothing (its concrete steps stutter), can explain no transition: coverage leaves it
+    out, and says how many.  Every other alternative stays in."""
+    from pagemap.config import FIXES
+
+    fixed, seed = refinement.Relations(FIXES, 64), refinement.Relations([], 64)
+    # async-only or SCP-only alternatives of the send are false on fixed ...
+    assert fixed.void[("rm_send_x", 6)] == "false on this variant"
+    assert ("rm_send_x", 6) not in seed.void
+    # ... and the shootdown of another VMR that finds E empty changes nothing
+    assert seed.void[("shootdown_other", 2)] == "changes nothing (stutters)"
+    assert ("rm_send_x", 0) not in fixed.void and ("shootdown_other", 0) not in seed.void
+    assert len(fixed.void) < sum(len(a) for a in fixed.alts.values()) // 10

@@ -107,11 +107,22 @@ class Relations:
         self.steps = [Step(s.name, s.labels, (replace or {}).get(s.name, s.build), s.doc)
                       for s in self.sys.steps()]
         index = {n: k for k, n in enumerate(NAMES)}
-        self.alts: dict[str, list[CompiledAlt]] = {s.name: [CompiledAlt(
-            comp(p.guard), tuple(comp(eq) for _, eq in p.eqs),
-            frozenset(index[n] for n in p.changed))
-            for p in self.sys.parts(s, pre, post, frame=False)]
-            for s in self.steps}
+        self.alts: dict[str, list[CompiledAlt]] = {}
+        #: (step, alternative) no transition can be explained by, and why: a guard Z3
+        #: simplifies to false on this variant, or no change at all (the concrete steps
+        #: it stands for leave the abstract state as it is: they stutter)
+        self.void: dict[tuple[str, int], str] = {}
+        for s in self.steps:
+            parts = self.sys.parts(s, pre, post, frame=False)
+            self.alts[s.name] = [CompiledAlt(comp(p.guard), tuple(comp(eq) for _, eq in p.eqs),
+                                             frozenset(index[n] for n in p.changed))
+                                 for p in parts]
+            for k, p in enumerate(parts):
+                if z3.is_false(z3.simplify(p.guard)):
+                    self.void[(s.name, k)] = "false on this variant"
+                elif len(p.eqs) == len(p.changed) and all(
+                        z3.eq(eq, post[n] == pre[n]) for n, eq in p.eqs):
+                    self.void[(s.name, k)] = "changes nothing (stutters)"
         #: concrete step name -> the symbolic steps that declare it among their labels
         self.by_label: dict[str, list[str]] = {}
         for s in self.steps:
@@ -232,6 +243,8 @@ class Report:
     all_alternatives: set[tuple[str, str, int]] = field(default_factory=set)
     #: (variant, step, alternative) that explained some (transition, focus) pair
     hit: set[tuple[str, str, int]] = field(default_factory=set)
+    #: (variant, step, alternative) left out of coverage: void (Relations.void)
+    void: set[tuple[str, str, int]] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
     nfail: int = 0
     finding_states: int = 0  # states of the fixed-without-FIX runs that look for findings
@@ -532,7 +545,8 @@ def check_scenario(checker: Checker, path: Path, variant: str,
                            round(time.monotonic() - t0, 2), report.nfail - fails0, exhaustive))
     rel = checker.rel(cfg)
     report.all_alternatives.update((rel.variant, name, k) for name, fns in rel.alts.items()
-                                   for k in range(len(fns)))
+                                   for k in range(len(fns)) if (name, k) not in rel.void)
+    report.void.update((rel.variant, name, k) for name, k in rel.void)
     checker.dicts.clear()
     return exhaustive
 
@@ -635,6 +649,7 @@ def merge(into: Report, part: Report) -> None:
         getattr(into, name).update(getattr(part, name))
     into.all_alternatives |= part.all_alternatives
     into.hit |= part.hit
+    into.void |= part.void
     for k, where in part.realised.items():
         into.realised.setdefault(k, where)
     into.per_run.extend(part.per_run)
@@ -776,7 +791,8 @@ def records(report: Report) -> list[Any]:
     out.append(CheckResult(
         "refinement", "refinement/coverage", cov, "pass", 0.0,
         detail=(f"{len(report.hit)} of {len(report.all_alternatives)} (variant, step, "
-                f"alternative) realised, {len(UNEXERCISED)} allowlisted"
+                f"alternative) realised, {len(UNEXERCISED)} allowlisted ({len(report.void)} "
+                "more are void: false on their variant, or changing nothing)"
                 + (f"; never realised: {missing[:8]}" if missing else "")
                 + (f"; allowlisted but realised or gone: {stale}" if stale else ""))))
     unl = sum(report.unlabelled.values())
