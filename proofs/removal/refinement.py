@@ -38,6 +38,7 @@ from pagemap.checker.scenario import load
 from pagemap.config import Config
 from pagemap.machine import Layout
 from pagemap.program import initial_state
+from pagemap.vmr import MAP_LOCKED, MAP_SHARED
 
 from proofs.removal import state as st
 from proofs.removal.abstraction import (
@@ -585,6 +586,27 @@ SEGV = ("a user access can follow the munmap of its VMR: SIGSEGV kills the proce
         "still-present PTEs: the proved system has no teardown phases")
 
 
+UNPIN = ("munmap of a MAP_LOCKED VMR while another shared VMR maps its page: its "
+         "pm_remove_vmr.unlink unpins the page under a removal run (pinned: True -> False) "
+         "with pm_lock held as `other`; the proved system's unlink (mu_unlink) is X's VMR's "
+         "only, and no step lets another VMR's unlink unpin i")
+
+
+def _unpins_other(cfg: Config) -> bool:
+    """Some munmap unlinks a MAP_LOCKED VMR whose file pages another shared VMR maps."""
+    for th in cfg.threads:
+        for op in th.ops:
+            if op.op != "munmap" or not cfg.vmrs[op.vmr].vm_flags & MAP_LOCKED:
+                continue
+            w = cfg.vmrs[op.vmr]
+            for u, other in enumerate(cfg.vmrs):
+                if u != op.vmr and other.vm_flags & MAP_SHARED and \
+                        other.first_idx < w.first_idx + w.npages and \
+                        w.first_idx < other.first_idx + other.npages:
+                    return True
+    return False
+
+
 def _may_segfault(cfg: Config) -> bool:
     """Some user access may run after the munmap of its VMR (another thread's, or its
     own thread's earlier op): the page fault finds no VMR and the process dies."""
@@ -609,6 +631,8 @@ def out_of_scope(cfg: Config) -> str | None:
         return ENOMEM_USER
     if _may_segfault(cfg):
         return SEGV
+    if _unpins_other(cfg):
+        return UNPIN
     for th in cfg.threads:
         for op in th.ops:
             name = op.op
