@@ -148,7 +148,9 @@ def test_a_step_matched_for_a_concrete_step_it_does_not_declare_is_reported() ->
     assert any("whose labels do not include pm_find_page.cas" in f for f in rep.failures)
 
 
-def test_coverage_row_reports_a_missing_alternative() -> None:
+def test_coverage_row_reports_a_missing_alternative(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(refinement, "UNEXERCISED", {})
+    monkeypatch.setattr(refinement, "UNCOVERED", {})
     rep = refinement.Report()
     rep.all_alternatives = {("fixed", "find_cas", 0), ("fixed", "find_cas", 1)}
     rep.hit = {("fixed", "find_cas", 0)}
@@ -163,12 +165,20 @@ def test_coverage_allowlist_is_not_stale(monkeypatch: pytest.MonkeyPatch) -> Non
     """An allowlisted alternative (``UNEXERCISED``) passes only while no transition
     realises it and the system still has it; each entry has its reason."""
     assert all(why for why in refinement.UNEXERCISED.values())
+    assert all(why for why in refinement.UNCOVERED.values())
+    assert not set(refinement.UNEXERCISED) & set(refinement.UNCOVERED)
     rep = refinement.Report()
     rep.all_alternatives = {("fixed", "find_cas", 0), ("fixed", "find_cas", 1)}
     rep.hit = {("fixed", "find_cas", 0)}
+    monkeypatch.setattr(refinement, "UNCOVERED", {})
     monkeypatch.setattr(refinement, "UNEXERCISED", {("fixed", "find_cas", 1): "a reason"})
     cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
-    assert cov.result == "pass", cov.detail
+    assert (cov.result, cov.expected) == ("pass", "pass"), cov.detail
+    # not yet realised by a scenario: incomplete, and expected so
+    monkeypatch.setattr(refinement, "UNEXERCISED", {})
+    monkeypatch.setattr(refinement, "UNCOVERED", {("fixed", "find_cas", 1): "a scenario"})
+    cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
+    assert (cov.result, cov.expected) == ("incomplete", "incomplete"), cov.detail
     rep.hit = set(rep.all_alternatives)  # realised after all: the entry must go
     cov = next(r for r in refinement.records(rep) if r.name == "refinement/coverage")
     assert cov.result == "violation" and "allowlisted but realised" in cov.detail
