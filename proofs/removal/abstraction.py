@@ -109,6 +109,16 @@ class View:
         self.threads = [self.m.thread(t) for t in range(len(self.cfg.threads))]
         self.labels = [_label(layout, t) for t in self.threads]
         self._visits: dict[tuple[int, int], bool] = {}
+        #: what the foci of this state share (per slot, per page), computed once
+        self.memo: dict[tuple[Any, ...], Any] = {}
+        self._pm: list[int] | None = None
+
+    @property
+    def pm(self) -> list[int]:
+        """pm_vmrs in list order."""
+        if self._pm is None:
+            self._pm = self.m.pm_vmrs()
+        return self._pm
 
     def visits(self, r: ThreadView, rec: int) -> bool:
         """The remover's passes visit VMR record rec (its fields as they are now);
@@ -143,7 +153,7 @@ def _at(view: View, t: ThreadView, f: Focus) -> bool:
 
 def _pos(view: View, reg: int) -> int:
     """The position on pm_vmrs of the VMR record ``reg - 1`` (-1: before the first)."""
-    order = view.m.pm_vmrs()
+    order = view.pm
     return order.index(reg - 1) if reg and reg - 1 in order else -1
 
 
@@ -347,6 +357,84 @@ def _names(pte: int, page: int | None) -> bool:
     return pte != 0 and page is not None and pte2ppn(pte) == page
 
 
+def _refs(view: View, i: int) -> tuple[int, int, ThreadView | None, ThreadView | None,
+                                      bool, int]:
+    """Slot i's references (holders, file writers among them), its lookup and insertion
+    threads, whether another index's insertion holds pm_lock, and nr_removed not yet
+    subtracted: the same for every focus on i."""
+    key = ("refs", i)
+    hit = view.memo.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    holders = fw = 0
+    finder = inserter = None
+    oins = False
+    removed = 0
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if t["holds"] == i + 1:
+            holders += 1
+            fw += lab == "file_io.dirty"
+        if lab in ("pm_find_page.read", "pm_find_page.cas", "pm_find_page.unlock") and \
+                t["find_index"] == i:
+            finder = t
+        if lab in ("pm_insert_page.insert", "pm_insert_page.unlock"):
+            if t["ins_index"] == i:
+                inserter = t
+            elif lab == "pm_insert_page.unlock":
+                oins = True
+        # nr_removed not yet subtracted from pm_num_pages (final_unlock does that;
+        # the register lives on until `done`).  Only removers carry the register.
+        if "rm_removed" in t.reg and lab != "pm_remove_contig.done":
+            removed += t["rm_removed"]
+    out = view.memo[key] = (holders, fw, finder, inserter, oins, removed)
+    return out
+
+
+def _others(view: View, i: int) -> int:
+    """Occupied slots other than i, and pages the final loop frees at another index."""
+    key = ("others", i)
+    hit = view.memo.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    m, cfg = view.m, view.cfg
+    others = 0
+    for j in range(cfg.file_pages):
+        if j == i:
+            continue
+        p = _RAW.pm_slot_get_page(m.slot(j), cfg.word_bits)
+        others += p is not None and m.in_pool(p)
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if lab in ("pm_remove_contig.final_zero_flags", "pm_remove_contig.final_decref") and \
+                t["rm_i"] != i:
+            others += 1
+    view.memo[key] = others
+    return others
+
+
+def _ptes_naming(view: View, page: int | None, r: ThreadView | None, run: bool
+                 ) -> list[tuple[tuple[int, int], str]]:
+    """Every PTE naming P: ((process, vpn), its counter in state.OTHERS), the class by
+    whether the remover's passes visit its VMR."""
+    key = ("ptes", page, None if r is None else r.id, run)
+    hit = view.memo.get(key)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    m, cfg = view.m, view.cfg
+    out = []
+    for p in range(len(cfg.processes)):
+        for vpn in cfg.aspace[p]:
+            pte = m.pte(p, vpn)
+            if not _names(pte, page):
+                continue
+            w = m.find_vmr(p, vpn << PGSHIFT)
+            cls = "b" if run and r is not None and (
+                w is None or not m.on_pm(w) or not view.visits(r, w)) else "a"
+            state = ("p" if pte & PTE_P else "n") + ("d" if pte & PTE_D else "c")
+            out.append(((p, vpn), f"{cls}_{state}"))
+    view.memo[key] = out
+    return out
+
+
 def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
              view: View | None = None) -> dict[str, Any]:
     """The symbolic state's values (unprimed names) for one concrete state
@@ -379,26 +467,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     }
 
     # Slot references and who holds pm_lock.
-    holders = fw = 0
-    finder = inserter = None
-    oins = False
-    removed = 0
-    for t, lab in zip(view.threads, view.labels, strict=True):
-        if t["holds"] == i + 1:
-            holders += 1
-            fw += lab == "file_io.dirty"
-        if lab in ("pm_find_page.read", "pm_find_page.cas", "pm_find_page.unlock") and \
-                t["find_index"] == i:
-            finder = t
-        if lab in ("pm_insert_page.insert", "pm_insert_page.unlock"):
-            if t["ins_index"] == i:
-                inserter = t
-            elif lab == "pm_insert_page.unlock":
-                oins = True
-        # nr_removed not yet subtracted from pm_num_pages (final_unlock does that;
-        # the register lives on until `done`).  Only removers carry the register.
-        if "rm_removed" in t.reg and lab != "pm_remove_contig.done":
-            removed += t["rm_removed"]
+    holders, fw, finder, inserter, oins, removed = _refs(view, i)
     a.update(holders=holders, fw=fw, oins=oins, removed=removed)
     fpc, f_old = Find.NONE, 0
     if finder is not None:
@@ -424,17 +493,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
             lock = Lock.MU
     a.update(lock=lock, fpc=fpc, f_old=f_old, ipc=ipc, num=m.get("pm_num_pages"))
 
-    others = 0
-    for j in range(cfg.file_pages):
-        if j == i:
-            continue
-        p = _RAW.pm_slot_get_page(m.slot(j), bits)
-        others += p is not None and m.in_pool(p)
-    for t, lab in zip(view.threads, view.labels, strict=True):
-        if lab in ("pm_remove_contig.final_zero_flags", "pm_remove_contig.final_decref") and \
-                t["rm_i"] != i:
-            others += 1
-    a["others"] = others
+    a["others"] = _others(view, i)
 
     # The remover.
     a["rm"] = rm
@@ -442,7 +501,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
         Rm.MCAS, Rm.MPAGE, Rm.FCAS, Rm.FUM, Rm.FZERO, Rm.FDEC, Rm.FDEL) else 0
     a["pinned"] = bool(run and r is not None and r["rm_pinned"] and any(
         m.vf(w, "flags") & MAP_LOCKED and _RAW.vmr_has_page_idx(m.vmr(w), i)
-        for w in m.pm_vmrs()))
+        for w in view.pm))
     wb = False
     if r is not None and rm in Rm.DIRTY + (Rm.WB,) and view.labels[r.id] != \
             "pm_remove_contig.relock":
@@ -504,18 +563,9 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     # Other PTEs naming P, and munmap registers holding their D bit.
     counts = dict.fromkeys(OTHERS, 0)
     x_at = (f.proc(layout), f.vpn(layout)) if f.v is not None else None
-    for p in range(len(cfg.processes)):
-        for vpn in cfg.aspace[p]:
-            if (p, vpn) == x_at:
-                continue
-            pte = m.pte(p, vpn)
-            if not _names(pte, page):
-                continue
-            w = m.find_vmr(p, vpn << PGSHIFT)
-            cls = "b" if run and r is not None and (
-                w is None or not m.on_pm(w) or not view.visits(r, w)) else "a"
-            key = f"{cls}_{'p' if pte & PTE_P else 'n'}{'d' if pte & PTE_D else 'c'}"
-            counts[key] += 1
+    for at, cls in _ptes_naming(view, page, r, run):
+        if at != x_at:
+            counts[cls] += 1
     a.update(counts)
     omd = 0
     if cfg.fix("munmap-fold-dirty"):

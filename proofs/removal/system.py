@@ -55,6 +55,18 @@ class Alt:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """One alternative as the conjunction ``System.alternatives`` builds: the guard and,
+    for every variable whose post value it constrains, that equation (in the order of
+    ``state.VARS``); ``changed`` names the variables the alternative sets or frees, so
+    every other equation is the frame ``post[v] == pre[v]``."""
+
+    guard: Any
+    eqs: tuple[tuple[str, Any], ...]
+    changed: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     labels: tuple[str, ...]  # the executable model's steps it stands for
@@ -132,17 +144,24 @@ class System:
         return z3.And(p != self.c(0), z3.ULE(p, self.c(ppn_mask(self.bits))))
 
     # -- the relation -----------------------------------------------------------------
-    def alternatives(self, s: Step, pre: dict[str, Any], post: dict[str, Any]) -> list[Any]:
+    def parts(self, s: Step, pre: dict[str, Any], post: dict[str, Any],
+              frame: bool = True) -> list[Parts]:
+        """Each alternative of s as the conjuncts ``alternatives`` joins (``frame``
+        False: without the frame's equations, for who decides them otherwise)."""
         out = []
         for alt in s.build(self, pre, post):
-            eqs = [alt.guard]
+            eqs = []
             for v in st.VARS:
                 new = alt.changes.get(v.name, pre[v.name])
                 assert not (v.const and v.name in alt.changes), (s.name, v.name)
-                if new is not FREE:
-                    eqs.append(post[v.name] == new)
-            out.append(z3.And(*eqs))
+                if new is not FREE and (frame or v.name in alt.changes):
+                    eqs.append((v.name, post[v.name] == new))
+            guard = z3.BoolVal(alt.guard) if isinstance(alt.guard, bool) else alt.guard
+            out.append(Parts(guard, tuple(eqs), frozenset(alt.changes)))
         return out
+
+    def alternatives(self, s: Step, pre: dict[str, Any], post: dict[str, Any]) -> list[Any]:
+        return [z3.And(p.guard, *(eq for _, eq in p.eqs)) for p in self.parts(s, pre, post)]
 
     def relation(self, s: Step, pre: dict[str, Any], post: dict[str, Any]) -> Any:
         """The step as one formula over (pre, post)."""
