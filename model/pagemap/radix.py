@@ -75,7 +75,9 @@ def radix_lookup_slot(t: Radix, key: int) -> int | None:
 )
 @icontract.ensure(lambda key, item, result: result[0] != 0 or result[1].slots[key] == item)
 @icontract.ensure(
-    lambda t, result: result[0] == ENOMEM or (result[1].depth == 1 and radix_ok(result[1]))
+    lambda t, result: result[1].depth == t.depth if result[0] == ENOMEM
+    else (result[1].depth == 1 and radix_ok(result[1])),
+    "the tree has its leaf; on -ENOMEM it is the tree it was",
 )
 @icontract.ensure(
     lambda t, key, result: _same_except(t.slots, result[1].slots, key)
