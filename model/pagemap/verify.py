@@ -234,7 +234,7 @@ def verify(
             if not _one_core(collector):
                 join()
             print(f"{head} ...", file=err, flush=True)
-            before = [r for j in sorted(results) for r in results[j]]
+            before = [r for j in sorted(results) for r in results[j]] if collector.earlier else []
             with contextlib.redirect_stdout(err):
                 results[i] = collect(collector, before)
         join()

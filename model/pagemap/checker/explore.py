@@ -300,6 +300,18 @@ class Explorer:
         def path(n: int) -> list[tuple[tuple[int, ...], Move | None]]:
             return self._path(store, keys, parent, actor, n)
 
+        def admit(k: bytes, code: int, nxt: tuple[int, ...]) -> Outcome | None:
+            """Store a new state reached from ``head`` by ``code``; its violation, if any."""
+            n = len(keys)
+            index[k] = n
+            keys.append(k)
+            parent.append(head)
+            actor.append(code)
+            depth.append(depth[head] + 1)
+            bad = check_state(layout, nxt)
+            return None if bad is None else outcome(
+                "violation", invariant=bad.invariant, message=bad.message, path=path(n))
+
         v0 = check_state(layout, init)
         if v0 is not None:
             return outcome("violation", invariant=v0.invariant, message=v0.message, path=path(0))
@@ -314,16 +326,9 @@ class Explorer:
                 t, only, k = alone
                 transitions += 1
                 moved = True
-                n = len(keys)
-                index[k] = n
-                keys.append(k)
-                parent.append(head)
-                actor.append(t)
-                depth.append(depth[head] + 1)
-                bad = check_state(layout, only)
-                if bad is not None:
-                    return outcome("violation", invariant=bad.invariant,
-                                   message=bad.message, path=path(n))
+                stop = admit(k, t, only)
+                if stop is not None:
+                    return stop
             for who, flush_off in actors if alone is None else ():
                 branch = 0
                 while True:
@@ -359,16 +364,9 @@ class Explorer:
                                 "as it was: it can go on forever without help",
                                 path=path(head), final=(None, self.move(s, code)))
                         if k not in index:
-                            n = len(keys)
-                            index[k] = n
-                            keys.append(k)
-                            parent.append(head)
-                            actor.append(code)
-                            depth.append(depth[head] + 1)
-                            bad = check_state(layout, nxt)
-                            if bad is not None:
-                                return outcome("violation", invariant=bad.invariant,
-                                               message=bad.message, path=path(n))
+                            stop = admit(k, code, nxt)
+                            if stop is not None:
+                                return stop
                     if not chose or branch:
                         break
                     branch = 1
