@@ -778,6 +778,12 @@ _P3_PRESENT = ("pass 3 meets only PTEs pass 2 made not present: P is marked, so 
 _P2_PRESENT = ("munmap's pass 2 zeroes only PTEs its pass 1 made not present (after "
                "isolate_vmrs no fault finds the VMR); a present PTE is zeroed only by the "
                "teardown's __vmr_free_pgs, which the refinement suite leaves out")
+_NP_AT_FAULT = ("no fault meets a not-present PTE naming P: the remover's pass 2 leaves one "
+                "only until its pass 3 zeroes it, holding pm_lock throughout with P marked and "
+                "the slot's removal flag set, so no fault gets a reference to P in between (a "
+                "reference taken before made the mark skip P); munmap's pass 1 leaves one in a "
+                "VMR whose munmap holds vmr_lock until its pass 2 zeroes it, and a fault "
+                "writes its PTE under vmr_lock after finding the VMR again")
 UNEXERCISED: dict[tuple[str, str, int], str] = {
     ("fixed", "mu_p1_write_x", 0): _ATOMIC,
     ("fixed", "rm_p2_write_x", 0): _ATOMIC,
@@ -788,16 +794,13 @@ UNEXERCISED: dict[tuple[str, str, int], str] = {
     **{(v, n, 1): _LOCKED_CAS for v in ("seed", "fixed") for n in ("rm_mark_cas", "rm_final_cas")},
     **{(v, "rm_p3_other", k): _P3_PRESENT for v in ("seed", "fixed") for k in (0, 1)},
     **{(v, "mu_p2_other", k): _P2_PRESENT for v in ("seed", "fixed") for k in (0, 1, 4, 5)},
+    **{(v, "fault_install_other", k): _NP_AT_FAULT for v in ("seed", "fixed")
+       for k in (2, 3, 4, 5)},
 }
 
 #: (variant, step, alternative) a concrete run could realise but no scenario of the
 #: refinement suite does yet, and what it would need.  While any is listed the coverage
 #: row is ``incomplete`` (expected so); one realised after all must leave the list.
-_REFAULT = ("a fault installing P over a not-present PTE naming P of another mapping: the "
-            "removal must give P up after pass 2 (the dirty loop's unmark) while a second "
-            "mapping of P faults; no scenario of the suite has that interleaving")
-_SKIPPED_FAULT = ("a fault, during a removal run, into a VMR the passes skip (MAP_LOCKED not "
-                  "prefaulted; on seed also a VMR not mapping the range's first page)")
 _UNPIN_GAP = ("munmap of a MAP_LOCKED VMR during a removal run (munmap-locked-beside-mapping "
               "realises it, but its unlink unpins i, which the proved system has no step for: "
               "out of the suite until it has)")
@@ -815,8 +818,6 @@ _SCP_MISS_ON = ("on seed, a send that misses an SCP's E (F6) while pass 2 goes o
 _SCP_SKIPPED = ("on seed, the last send of pass 2 to an SCP whose VMR the passes skip (one "
                 "not mapping the range's first page, F3)")
 UNCOVERED: dict[tuple[str, str, int], str] = {
-    **{(v, "fault_install_other", 1): _SKIPPED_FAULT for v in ("seed", "fixed")},
-    **{(v, "fault_install_other", k): _REFAULT for v in ("seed", "fixed") for k in (2, 3, 4, 5)},
     ("fixed", "mu_p1_other", 2): _UNPIN_GAP,
     ("fixed", "mu_p1_other", 3): _UNPIN_GAP,
     ("fixed", "mu_p2_other", 6): _UNPIN_GAP,
@@ -835,24 +836,21 @@ UNCOVERED: dict[tuple[str, str, int], str] = {
 }
 
 #: findings.EXPECTED entries (invariant, step) without a concrete realisation, and why.
-#: Measured on the finding's scenarios and the refinement-only ones on fixed-without-FIX;
-#: each needs a scenario the suite does not have yet (spec/removal/index.md, section 5).
-#: A listed entry that the exhaustive seed runs do realise simply passes.
-_NEEDS_P1 = ("needs munmap pass 1's plain load and store of another PTE naming P while a "
-             "store through that PTE's clean entry lands in between: two mappings of P in "
-             "the unmapped VMR's process (pass 2 of the remover realises the same effect)")
+#: Searched in the seed runs of the suite, then on fixed-without-FIX in the finding's
+#: scenarios and the refinement-only ones (spec/removal/index.md, section 5).  A listed
+#: entry that the exhaustive seed runs do realise simply passes.
+_E_OUTLIVES_X = ("the step changes other PTEs only, so it breaks tlb-dirty-recorded only from "
+                 "a state where E is dirty and X no longer names P (X naming P with E dirty "
+                 "has PTE_D, which is a record), E then being covered by a shootdown still to "
+                 "come (tlb-covered); with FIX off the shootdown waits stay on, so X is zeroed "
+                 "(pass 3, munmap's pass 2) only after E's core has flushed, and "
+                 "fixed-without-FIX has no such state; seed has one only if another core of "
+                 "X's process keeps a dirty E while a thread of it munmaps X's VMR, a thread "
+                 "storing through a VMR being unmapped (a possible SIGSEGV, teardown), which "
+                 "the suite leaves out")
 UNREALISED: dict[tuple[str, str], str] = {
-    ("dirty-recorded", "mu_p1_other"): _NEEDS_P1,
-    ("tlb-dirty-recorded", "mu_p1_other"): _NEEDS_P1,
-    ("passes-visit-every-vmr", "fault_install_other"):
-        "needs a fault, during the removal, into a VMR that maps the range but not its first "
-        "page (skipped by the seed's passes) while the page is not pinned",
-    ("passes-visit-every-vmr", "mu_unlink"):
-        "needs munmap of the MAP_LOCKED VMR of i during the removal while an unlocked VMR "
-        "that the seed's passes skip maps P",
-    ("tlb-dirty-recorded", "mu_p2_other"):
-        "needs munmap pass 2 to zero another not-present PTE with PTE_D while E, in another "
-        "VMR, is dirty: two shared mappings of P in different processes, one unmapped",
+    ("tlb-dirty-recorded", "mu_p1_other"): _E_OUTLIVES_X,
+    ("tlb-dirty-recorded", "mu_p2_other"): _E_OUTLIVES_X,
 }
 
 
