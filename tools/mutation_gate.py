@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLACK, GRACE_S = 4.0, 10.0
 #: Unit-test files whose tests are quick and pointed.
 TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_contracts.py",
-         "tests/test_sequential.py", "tests/test_kernel_context.py",
+         "tests/test_sequential.py", "tests/test_kernel_context.py", "tests/test_model_units.py",
          "tests/test_mutations.py::test_write_values_are_fresh")
 #: A check slower than this on the unmutated code (under coverage) is left out of the
 #: gate, except a mutation scenario: the slowest tenth took three quarters of the time;
