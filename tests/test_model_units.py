@@ -12,9 +12,9 @@ from pagemap import fault, pm, removal
 from pagemap.checker.explore import Explorer
 from pagemap.checker.mutations import SCENARIO_DIR
 from pagemap.checker.scenario import load, parse
-from pagemap.machine import Machine, ThreadView
-from pagemap.pageflags import PTE_USER_RO, PTE_USER_RW
-from pagemap.program import build_layout, initial_state
+from pagemap.machine import BLOCKED, DONE_PC, Machine, ThreadView
+from pagemap.pageflags import PTE_USER_RO, PTE_USER_RW, pte2ppn
+from pagemap.program import build_layout, initial_state, initial_value
 from pagemap.vmr import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE
 
 
@@ -23,9 +23,22 @@ def _machine(d: dict[str, Any]) -> Machine:
     return Machine(layout, initial_state(layout))
 
 
-def _vmr(name: str, file_page: int) -> dict[str, Any]:
-    return {"name": name, "file_page": file_page, "pages": 1, "flags": ["shared"],
+def _vmr(name: str, file_page: int, flag: str = "shared") -> dict[str, Any]:
+    return {"name": name, "file_page": file_page, "pages": 1, "flags": [flag],
             "prot": ["read", "write"]}
+
+
+def _drive(m: Machine, tid: int, until: str | None = None) -> list[str]:
+    """Run thread ``tid`` alone, step by step, until it is done or reaches step
+    ``until``; the steps it ran."""
+    t, ran = m.thread(tid), []
+    stop = None if until is None else m.L.code.pc(until)
+    while t["pc"] not in (DONE_PC, stop):
+        st = m.L.steps[t["pc"]]
+        assert st is not None
+        ran.append(f"{st.func}.{st.label}")
+        assert st.fn(m, t) is not BLOCKED, ran
+    return ran
 
 
 THREE_VMRS = {
@@ -99,3 +112,61 @@ def test_stored_states_pin_the_local_steps(stem: str) -> None:
     out = Explorer(cfg).explore(progress=False)
     assert out.verdict == "pass"
     assert out.states == STORED[stem], out.states
+
+
+def test_pm_load_page_refuses_a_caller_holding_a_spinlock() -> None:
+    """pm_load_page takes pm_lock and may sleep in lock_page: its precondition refuses a
+    caller holding a spinlock (but the fault path's vmr_lock, on seed).  No scenario
+    calls it so, so only this test sees the precondition go."""
+    import icontract
+    from pagemap import sequential as S
+    from pagemap.sequential import KTHREAD
+    from pagemap.vmr import MAP_SHARED, VMR
+
+    pm0 = S.pm_init(2, 2, 64, (VMR("va", 0, 0x1000, 0x2000, 0, PROT_READ, MAP_SHARED),))
+    m = Machine(pm0.layout, pm0.state)
+    owner = m.thread(KTHREAD).owner
+    [pte_lock] = [off for off in m.L.spinlocks if m.L.names[off].endswith("pte_lock")]
+    m.v[pte_lock] = owner
+    with pytest.raises(icontract.ViolationError, match="pm_load_page takes pm_lock"):
+        S.run_call(pm0.layout, m.freeze(), "pm_load_page.find", load_index=0)
+    m.v[pte_lock] = 0
+    _, page, _ = S.run_call(pm0.layout, m.freeze(), "pm_load_page.find", load_index=0)
+    assert page > 0
+
+
+@pytest.mark.parametrize("private", [1, 3])
+def test_a_fault_reads_the_flags_of_the_vmr_it_found(private: int) -> None:
+    """__handle_page_fault: `if (vmr->vm_flags & MAP_PRIVATE)` of the VMR of the fault.
+    A store to record 1 (one of a MAP_PRIVATE/MAP_SHARED pair at records 1 and 3) gets a
+    private copy exactly when record 1 is private; the file page sees the store exactly
+    when it is shared."""
+    vmrs = [_vmr(f"v{k}", k, "private" if k == private else "shared") for k in range(4)]
+    m = _machine({"file_pages": 4, "pool_pages": 4, "preload": [1],
+                  "process": [{"name": "p1", "mode": "mcp", "vmr": vmrs}],
+                  "thread": [{"name": "u1", "process": "p1",
+                              "ops": [{"op": "write", "vmr": "v1", "page": 0}]}]})
+    assert [m.L.decl_rec[k] for k in range(4)] == [0, 1, 2, 3]
+    ran = _drive(m, 0)
+    assert ("__handle_page_fault.private_copy" in ran) == (private == 1)
+    page = pte2ppn(m.pte(0, m.vf(1, "base") >> 12))
+    assert (m.pg(page, "tslot") == 0) == (private == 1)
+    assert (m.last(1) == initial_value(1)) == (private == 1)
+
+
+def test_a_fault_revalidates_the_vmr_after_the_unlocked_load() -> None:
+    """Fix hpf-load-unlocked: vmr_lock is dropped around pm_load_page, so once it is
+    taken again the fault must look the VMR up again.  An mprotect to read-only in that
+    window turns the store into a fault that kills the process; the store never lands."""
+    m = _machine({"file_pages": 2, "pool_pages": 3, "hardware": {"shootdown": "sync"},
+                  "process": [{"name": "p1", "mode": "mcp", "vmr": [_vmr("v1", 1)]}],
+                  "thread": [{"name": "u1", "process": "p1",
+                              "ops": [{"op": "write", "vmr": "v1", "page": 0}]},
+                             {"name": "u2", "process": "p1",
+                              "ops": [{"op": "mprotect", "vmr": "v1", "prot": ["read"]}]}]})
+    assert "pm_load_page.readpage" in _drive(m, 0, "__handle_page_fault.relock")
+    assert "mprotect.set_prot" in _drive(m, 1)
+    ran = _drive(m, 0)
+    assert ran[:2] == ["__handle_page_fault.relock", "__handle_page_fault.stale_put"], ran
+    assert "user_access.faulted" in ran and "proc_destroy.kill" in ran
+    assert m.last(1) == initial_value(1)

@@ -96,6 +96,14 @@ _ALL = [
        "concurrent pm_put_page between the read and the store is undone",
        (P("pm:find_cas", "if m.slot(i) != old:", "if False:"),),
        "two-readers", "refcount-accurate"),
+    Mutation("find-cas-fail-returns-page",
+       "pm_find_page returns the page it read when atomic_cas_ptr fails (a concurrent "
+       "pm_put_page changed the word) instead of reading the slot again: the caller gets a "
+       "page without a slot reference",
+       (P("pm:find_cas", 't["find_page"] = 0\n        t.goto("pm_find_page.read")',
+          't.goto("pm_find_page.unlock")'),),
+       "two-readers", "contract", "kernel-assert",
+       contract="a page comes with a slot reference"),
     Mutation("find-without-pm-lock",
        "pm_find_page walks the tree and CASes the slot without pm_lock: it can read the "
        "pm_slot_set_page(old, 0) word the final loop leaves before radix_delete",
