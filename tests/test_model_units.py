@@ -35,7 +35,7 @@ def _drive(m: Machine, tid: int, until: str | None = None) -> list[str]:
     stop = None if until is None else m.L.code.pc(until)
     while t["pc"] not in (DONE_PC, stop):
         st = m.L.steps[t["pc"]]
-        assert st is not None
+        assert st is not None and len(ran) < 2000, ran[-6:]
         ran.append(f"{st.func}.{st.label}")
         assert st.fn(m, t) is not BLOCKED, ran
     return ran
@@ -170,3 +170,18 @@ def test_a_fault_revalidates_the_vmr_after_the_unlocked_load() -> None:
     assert ran[:2] == ["__handle_page_fault.relock", "__handle_page_fault.stale_put"], ran
     assert "user_access.faulted" in ran and "proc_destroy.kill" in ran
     assert m.last(1) == initial_value(1)
+
+
+def test_a_shootdown_batch_reaches_every_process_in_turn() -> None:
+    """shootdown_and_reset_ptrstore: `for (i = 0; i < *arr_idx; i++)
+    proc_tlbshootdown(ptr_store[i], ...)`, with the fix removal-shootdown-wait waiting
+    for each.  Three processes map the page the removal frees: the batch sends to each
+    and waits for each once, and the removal ends (it does not loop on one of them)."""
+    procs = [{"name": f"p{k}", "mode": "mcp",
+              "vmr": [_vmr(f"v{k}", 0) | {"prefault": True}]} for k in range(3)]
+    m = _machine({"file_pages": 1, "pool_pages": 2, "preload": [0],
+                  "hardware": {"shootdown": "async"}, "process": procs,
+                  "thread": [{"name": "r", "ops": [{"op": "remove", "index": 0, "count": 1}]}]})
+    ran = _drive(m, 0)
+    assert ran.count("shootdown_and_reset.send") == ran.count("shootdown_and_reset.wait") == 3
+    assert m.get("pm_removal") == 0
