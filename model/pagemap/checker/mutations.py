@@ -169,6 +169,26 @@ _ALL = [
         P("munmap:mu_unlock_pte2", '_unlock(m, t, "pte_lock")\n', "")),
        "munmap-vs-remove", "contract", "no-lost-write",
        contract="__vmr_free_pgs walks the page table under pte_lock"),
+    Mutation("free-pgs-skips-first-pte",
+       "__vmr_free_pgs starts its walk at vm_base + PGSIZE (an off-by-one in the range it "
+       "hands env_user_mem_walk): the VMR's first PTE is left mapped",
+       (P("munmap:fp_start", 't["fp_vpn"], t["fp_end"] = vpn_range(m, t["fp_vmr"] - 1)',
+          't["fp_vpn"], t["fp_end"] = vpn_range(m, t["fp_vmr"] - 1)\n    t["fp_vpn"] += 1'),),
+       "munmap-two-pages", "contract", "survives",
+       contract="after __vmr_free_pgs every PTE of the VMR is 0"),
+    Mutation("munmap-first-vmr-only",
+       "__do_munmap's pass 2 forgets `vmr = next` and stops after the first VMR of the "
+       "range: a VMR split off inside [addr, addr + len) stays mapped",
+       (P("munmap:mu_p2_next", "_p2_at(m, t, nxt if nxt >= 0 else None)", "_p2_at(m, t, None)"),),
+       "munmap-two-vmrs-cold", "contract", "survives",
+       contract="munmap leaves no VMR and no PTE"),
+    Mutation("munmap-no-free-pgs",
+       "__do_munmap's pass 2 destroys each VMR of the range without env_user_mem_walk("
+       "__vmr_free_pgs): the PTEs stay, PTE_P clear, naming the pages",
+       (P("munmap:mu_lock_pte2", 't.call("__vmr_free_pgs.start", "munmap.unlock_pte2", '
+          'fp_vmr=t["mu_vmr"])', 't.goto("munmap.unlock_pte2")'),),
+       "munmap-two-pages", "contract", "survives",
+       contract="munmap leaves no VMR and no PTE"),
     Mutation("file-write-no-dirty",
        "generic_file_write copies into the page but never sets PG_DIRTY: the remover frees "
        "it without writepage",
