@@ -331,12 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         # a session applies its mutants by position: one drawn from another source of the
         # module would mutate the wrong code, so a changed module is drawn again
         for m in args.modules:
-            if _source(m) != (ROOT / "model" / "pagemap" / f"{m}.py").read_text():
+            src, kept = ROOT / "model" / "pagemap" / f"{m}.py", OUT / f"{m}.py.src"
+            if kept.exists() and kept.read_text() != src.read_text():
                 if args.rerun and any(OUT.glob(f"{m}.[0-9]*.sqlite")):
                     print(f"{m}.py changed since its sessions: drawn again", flush=True)
                 for old in OUT.glob(f"{m}.[0-9]*.sqlite"):
                     old.unlink()
-                shutil.copy2(ROOT / "model" / "pagemap" / f"{m}.py", OUT / f"{m}.py.src")
+            shutil.copy2(src, kept)
         shards = [(m, k) for m in args.modules for k in range(lanes)]
         mapfile = OUT / "map.json"
         # one map for the protocol modules and any others asked for, reused while the
