@@ -188,3 +188,18 @@ def test_a_shootdown_batch_reaches_every_process_in_turn(shootdown: str) -> None
     assert ran.count("shootdown_and_reset.send") == 3
     assert ran.count("shootdown_and_reset.wait") == (3 if shootdown == "async" else 0)
     assert m.get("pm_removal") == 0
+
+
+@pytest.mark.parametrize("prefault", [False, True])
+def test_munmap_shoots_down_only_after_clearing_a_present_pte(prefault: bool) -> None:
+    """__munmap_mark_not_present: `if (!PAGE_PRESENT(*pte)) return 0;` before it clears
+    PTE_P and sets shootdown_needed: munmap of a VMR nobody touched sends no shootdown,
+    of a mapped one it does."""
+    m = _machine({"file_pages": 2, "pool_pages": 3, "preload": [0, 1],
+                  "process": [{"name": "p1", "mode": "mcp", "vmr": [
+                      {**_vmr("v1", 0), "pages": 2, "prefault": prefault}]}],
+                  "thread": [{"name": "u1", "process": "p1",
+                              "ops": [{"op": "munmap", "vmr": "v1"}]}]})
+    ran = _drive(m, 0)
+    assert ran.count("munmap.p1_read") == 2
+    assert ("munmap.shootdown" in ran) == prefault
