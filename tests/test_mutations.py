@@ -335,3 +335,44 @@ def test_the_registry_names_lines_of_todays_code_with_reasons(tmp_path: Path) ->
                    'operator = "Op"\nreason = " "\n')
     with pytest.raises(ValueError, match="without a reason"):
         tool.load_registry(bad)
+
+
+def test_outcomes_read_both_lanes_and_leave_out_what_is_not_sampled(tmp_path: Path) -> None:
+    """A lane's session marks the other lane's mutants skipped: they are sampled (run, or
+    still to run, there); mutants sampled out, in annotations or of excluded operators
+    are not; so an entry of the other lane's mutant is not stale while it waits."""
+    import sqlite3
+
+    tool: Any = _mutate()
+    src = "def f(a):\n    return a + 1\n"
+    op = "core/ReplaceBinaryOperator_Add_Sub"
+    specs = [(f"j{n}", 2, 11, op + s, 0) for n, s in enumerate(["", "x", "y", "z"])]
+
+    Row = tuple[str, str, str | None, str | None]
+
+    def lane(k: int, results: list[Row]) -> Path:
+        db = tmp_path / f"m.{k}.sqlite"
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE mutation_specs (job_id, start_pos_row, start_pos_col, "
+                    "operator_name, occurrence)")
+        con.execute("CREATE TABLE work_results (job_id, worker_outcome, test_outcome, output)")
+        con.executemany("INSERT INTO mutation_specs VALUES (?, ?, ?, ?, ?)", specs)
+        con.executemany("INSERT INTO work_results VALUES (?, ?, ?, ?)", results)
+        con.commit()
+        con.close()
+        return db
+
+    skip = "SKIPPED"
+    common: list[Row] = [("j2", skip, None, "sampled out"),
+                         ("j3", skip, None, "an excluded operator")]
+    lane0: list[Row] = [("j0", "NORMAL", "KILLED", ""), ("j1", skip, None, tool.LANE_SKIP)]
+    lane1: list[Row] = [("j0", skip, None, tool.LANE_SKIP), ("j1", "NORMAL", "SURVIVED", "")]
+    first = [lane(0, lane0 + common)]  # lane 1's session not made yet
+    got = {k.operator: v for k, v in tool.outcomes("m", first, src).items()}
+    assert got == {"ReplaceBinaryOperator_Add_Sub": "KILLED", "ReplaceBinaryOperator_Add_Subx": None}
+    key = tool.mutant_keys("m", src, specs)["j1"]
+    assert tool.score(tool.outcomes("m", first, src), [tool.Equivalent(key, "why")]).errors == []
+    both = [*first, lane(1, lane1 + common)]
+    got = {k.operator: v for k, v in tool.outcomes("m", both, src).items()}
+    assert got == {"ReplaceBinaryOperator_Add_Sub": "KILLED",
+                   "ReplaceBinaryOperator_Add_Subx": "SURVIVED"}

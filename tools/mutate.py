@@ -123,6 +123,10 @@ def annotation_spans(src: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
             for a in anns]
 
 
+#: why _select skips a mutant in one lane's session: another lane's session runs it
+LANE_SKIP = "another lane's"
+
+
 def _skip(con: sqlite3.Connection, jobs: list[str], why: str) -> None:
     con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
                     "diff) VALUES (?, 'SKIPPED', ?, NULL, '')", [(j, why) for j in jobs])
@@ -145,7 +149,7 @@ def _select(db: Path, src: str, shard: int, lanes: int, limit: int | None, seed:
     keep = rows if limit is None else sorted(
         random.Random(seed).sample(rows, min(limit, len(rows))), key=lambda r: r[1:])
     mine = {r[0] for r in keep[shard::lanes]}
-    _skip(con, [r[0] for r in rows if r[0] not in mine and r in keep], "another lane's")
+    _skip(con, [r[0] for r in rows if r[0] not in mine and r in keep], LANE_SKIP)
     _skip(con, [r[0] for r in rows if r not in keep], "sampled out")
     con.close()
 
@@ -292,12 +296,16 @@ def outcomes(module: str, dbs: list[Path], src: str) -> dict[Key, str | None]:
         con = sqlite3.connect(db)
         specs = con.execute("SELECT job_id, start_pos_row, start_pos_col, operator_name, "
                             "occurrence FROM mutation_specs").fetchall()
-        done = dict(con.execute("SELECT job_id, CASE WHEN worker_outcome = 'SKIPPED' THEN "
-                                "'SKIPPED' ELSE test_outcome END FROM work_results").fetchall())
+        done = {job: (worker == "SKIPPED", out if worker == "SKIPPED" else test)
+                for job, worker, test, out in con.execute(
+                    "SELECT job_id, worker_outcome, test_outcome, output FROM work_results")}
         con.close()
         for job, key in mutant_keys(module, src, specs).items():
-            if done.get(job) != "SKIPPED":
-                result[key] = done.get(job)
+            skipped, what = done.get(job, (False, None))
+            if not skipped:
+                result[key] = what
+            elif what == LANE_SKIP:
+                result.setdefault(key, None)  # sampled: its lane's session has it
     return result
 
 
