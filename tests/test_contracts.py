@@ -192,8 +192,9 @@ def test_radix_postconditions_pin_the_result() -> None:
         assert not _posts_hold(radix.radix_has_leaf, {"depth": depth, "key": 3},
                                not radix.radix_has_leaf(depth, 3))
     # the preconditions' edges: 64 file pages at most, a non-zero word inserted
-    with pytest.raises(icontract.ViolationError, match="at most 64"):
-        radix.radix_has_leaf(1, 64)
+    for key in (64, 65, -1):  # not `key != 64`: every key outside 0..63
+        with pytest.raises(icontract.ViolationError, match="at most 64"):
+            radix.radix_has_leaf(1, key)
     assert radix.radix_has_leaf(1, 63)
     with pytest.raises(icontract.ViolationError, match="non-zero word"):
         radix.radix_insert(trees[1], 0, 0)

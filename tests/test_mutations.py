@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pagemap.checker import mutations as mut
@@ -225,3 +226,153 @@ def test_gate_runs_the_checks_that_enter_the_mutated_function() -> None:
     # a function that runs at import (lines["8"] says so) matters to every check
     lines["8"] = ["b", "import"]
     assert sel(GATE_SOURCE.replace("n + 1", "n - 1")) == ["d", "a", "c", "b"]
+
+
+def _mutate() -> object:
+    """tools/mutate.py (a script, not a package module)."""
+    import importlib.util
+    import sys
+
+    if "mutate_tool" in sys.modules:
+        return sys.modules["mutate_tool"]
+    path = Path(__file__).resolve().parents[1] / "tools" / "mutate.py"
+    spec = importlib.util.spec_from_file_location("mutate_tool", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mutate_tool"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+KEYED_SOURCE = '''\
+X = 1 + 2
+
+
+@dec(lambda a: a + 1)
+def f(a):
+    b = a + 1
+    return a + 1
+
+
+class C:
+    def g(self):
+        return 1 + 1
+'''
+
+
+def test_mutants_are_keyed_by_function_line_text_and_occurrence() -> None:
+    """The registry of equivalent mutants keys a mutant by its function (a decorator's
+    lines belong to what it decorates), the text of its line, the operator and which of
+    that function's mutants with the same line and operator it is: not by a line number,
+    which any edit above it moves."""
+    tool: Any = _mutate()
+    op = "core/ReplaceBinaryOperator_Add_Sub"
+    specs = [("j1", 1, 4, op, 0), ("j2", 4, 15, op, 1), ("j3", 6, 8, op, 2),
+             ("j4", 7, 11, op, 3), ("j5", 12, 15, op, 4), ("j6", 7, 11, op + "x", 0)]
+    keys = tool.mutant_keys("m", KEYED_SOURCE, specs)
+    got = {j: (k.function, k.line, k.operator, k.occurrence) for j, k in keys.items()}
+    assert got["j1"] == ("", "X = 1 + 2", "ReplaceBinaryOperator_Add_Sub", 0)
+    assert got["j2"][:2] == ("f", "@dec(lambda a: a + 1)")
+    assert got["j3"][:2] == ("f", "b = a + 1") and got["j4"][:2] == ("f", "return a + 1")
+    assert got["j5"][:2] == ("C.g", "return 1 + 1")
+    assert got["j6"][2:] == ("ReplaceBinaryOperator_Add_Subx", 0)
+    # two mutants of one operator on one line: occurrences 0 and 1; an edit above keeps them
+    twice = [("a", 6, 8, op, 0), ("b", 6, 12, op, 1)]
+    before = tool.mutant_keys("m", KEYED_SOURCE.replace("b = a + 1", "b = a + 1 + a"), twice)
+    shifted = "\n\n" + KEYED_SOURCE.replace("b = a + 1", "b = a + 1 + a")
+    after = tool.mutant_keys("m", shifted, [(j, r + 2, c, o, n) for j, r, c, o, n in twice])
+    assert [k.occurrence for k in before.values()] == [0, 1]
+    assert before == after
+
+
+def test_the_score_excludes_registered_equivalents_and_refuses_wrong_entries() -> None:
+    """score(): killed of sampled minus equivalent.  A registry entry that matches no
+    sampled mutant (stale) or a killed one (not equivalent) is an error; one registered
+    twice too; a mutant not run yet counts for nothing."""
+    tool: Any = _mutate()
+
+    def key(n: int) -> Any:
+        return tool.Key("m", "f", f"line {n}", "Op", 0)
+
+    def eq(n: int) -> Any:
+        return tool.Equivalent(key(n), "why")
+
+    outcomes = {key(1): "KILLED", key(2): "SURVIVED", key(3): "SURVIVED",
+                key(4): "INCOMPETENT", key(5): None}
+    sc = tool.score(outcomes, [eq(2)])
+    assert (sc.killed, sc.sampled, sc.equivalent, sc.scored) == (2, 4, 1, 3)
+    assert sc.survivors == [key(3)] and sc.errors == []
+    stale = tool.score(outcomes, [eq(2), eq(9)])
+    assert len(stale.errors) == 1 and "stale" in stale.errors[0]
+    killed = tool.score(outcomes, [eq(1)])
+    assert len(killed.errors) == 1 and "killed" in killed.errors[0]
+    assert killed.equivalent == 0 and killed.killed == 2
+    assert tool.score(outcomes, [eq(5)]).errors == []  # not run yet: neither
+    assert "twice" in tool.score(outcomes, [eq(2), eq(2)]).errors[0]
+
+
+def test_the_registry_names_lines_of_todays_code_with_reasons(tmp_path: Path) -> None:
+    """Every entry of tools/equivalent.toml names a protocol module, a function of it,
+    a line of that function as the source has it now and one of cosmic-ray's operators,
+    and says why (make mutate then checks that each is a sampled survivor)."""
+    from cosmic_ray.plugins import operator_names
+
+    tool: Any = _mutate()
+    entries = tool.load_registry()
+    assert entries
+    ops = {o.removeprefix("core/") for o in operator_names()}
+    root = Path(__file__).resolve().parents[1] / "model" / "pagemap"
+    for e in entries:
+        assert e.key.module in tool.PROTOCOL, e
+        assert e.key.operator in ops, e
+        assert len(e.reason) > 20, e
+        src = (root / f"{e.key.module}.py").read_text()
+        funcs = tool._function_of(src)
+        lines = [n for n, text in enumerate(src.splitlines(), 1) if text.strip() == e.key.line]
+        assert any(funcs.get(n, "") == e.key.function for n in lines), e
+    bad = tmp_path / "equivalent.toml"
+    bad.write_text('[[equivalent]]\nmodule = "pm"\nfunction = "f"\nline = "x"\n'
+                   'operator = "Op"\nreason = " "\n')
+    with pytest.raises(ValueError, match="without a reason"):
+        tool.load_registry(bad)
+
+
+def test_outcomes_read_both_lanes_and_leave_out_what_is_not_sampled(tmp_path: Path) -> None:
+    """A lane's session marks the other lane's mutants skipped: they are sampled (run, or
+    still to run, there); mutants sampled out, in annotations or of excluded operators
+    are not; so an entry of the other lane's mutant is not stale while it waits."""
+    import sqlite3
+
+    tool: Any = _mutate()
+    src = "def f(a):\n    return a + 1\n"
+    op = "core/ReplaceBinaryOperator_Add_Sub"
+    specs = [(f"j{n}", 2, 11, op + s, 0) for n, s in enumerate(["", "x", "y", "z"])]
+
+    Row = tuple[str, str, str | None, str | None]
+
+    def lane(k: int, results: list[Row]) -> Path:
+        db = tmp_path / f"m.{k}.sqlite"
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE mutation_specs (job_id, start_pos_row, start_pos_col, "
+                    "operator_name, occurrence)")
+        con.execute("CREATE TABLE work_results (job_id, worker_outcome, test_outcome, output)")
+        con.executemany("INSERT INTO mutation_specs VALUES (?, ?, ?, ?, ?)", specs)
+        con.executemany("INSERT INTO work_results VALUES (?, ?, ?, ?)", results)
+        con.commit()
+        con.close()
+        return db
+
+    skip = "SKIPPED"
+    common: list[Row] = [("j2", skip, None, "sampled out"),
+                         ("j3", skip, None, "an excluded operator")]
+    lane0: list[Row] = [("j0", "NORMAL", "KILLED", ""), ("j1", skip, None, tool.LANE_SKIP)]
+    lane1: list[Row] = [("j0", skip, None, tool.LANE_SKIP), ("j1", "NORMAL", "SURVIVED", "")]
+    first = [lane(0, lane0 + common)]  # lane 1's session not made yet
+    got = {k.operator: v for k, v in tool.outcomes("m", first, src).items()}
+    assert got == {"ReplaceBinaryOperator_Add_Sub": "KILLED", "ReplaceBinaryOperator_Add_Subx": None}
+    key = tool.mutant_keys("m", src, specs)["j1"]
+    assert tool.score(tool.outcomes("m", first, src), [tool.Equivalent(key, "why")]).errors == []
+    both = [*first, lane(1, lane1 + common)]
+    got = {k.operator: v for k, v in tool.outcomes("m", both, src).items()}
+    assert got == {"ReplaceBinaryOperator_Add_Sub": "KILLED",
+                   "ReplaceBinaryOperator_Add_Subx": "SURVIVED"}

@@ -184,6 +184,10 @@ def test_postconditions_pin_the_result(name: str, bits: int) -> None:
 
 @pytest.mark.parametrize("bits", WORD_SIZES)
 def test_set_page_rejects_a_negative_ppn(bits: int) -> None:
-    """``0 < ppn`` is not implied by ``ppn != 0`` (a mutant ``0 != ppn`` survived)."""
-    with pytest.raises(icontract.ViolationError, match="fits the ppn field"):
-        slot.pm_slot_set_page(0, -1, bits)
+    """The lower bound is ``0 < ppn``, not ``ppn != 0`` (a mutant ``0 != ppn`` survived),
+    and 0 itself is rejected (``0 <= ppn`` must not pass)."""
+    for ppn in (-1, 0):
+        with pytest.raises(icontract.ViolationError, match="page 0 is never allocated"):
+            slot.pm_slot_set_page(0, ppn, bits)
+    assert slot.pm_slot_get_page(slot.pm_slot_set_page(0, ppn_mask(bits), bits), bits) \
+        == ppn_mask(bits)

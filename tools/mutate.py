@@ -9,10 +9,15 @@ once on the unmutated code.  cosmic-ray edits the file in place, so everything
 runs in throw-away copies of the repository (one per lane, ``--jobs`` lanes),
 never in the work tree; each module's mutants are dealt to the lanes in turn,
 one cosmic-ray session per (module, lane).  The sessions are kept in
-``.mutate/`` for ``cr-report .mutate/<module>.<lane>.sqlite``; the last line
-printed is
+``.mutate/`` for ``cr-report .mutate/<module>.<lane>.sqlite``.  The report gives the raw figure
+(killed of sampled), the number of equivalent mutants excluded through the registry
+``tools/equivalent.toml`` (one entry per mutant, with its reason; an entry that matches
+no sampled mutant, or a killed one, is an error), and ends with
 
     mutants: K killed of N (P%)
+
+where N is sampled minus equivalent.  A session is applied to its module by position:
+``--rerun`` draws a module whose source changed since its sessions again.
 
 Re-measuring after a change of the model is this one command (``--modules``
 selects modules, ``--limit`` samples each module's mutants, ``make mutate``'s default
@@ -34,11 +39,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".mutate"
+#: the equivalent mutants, one entry each with its reason (spec/mutations.md)
+REGISTRY = ROOT / "tools" / "equivalent.toml"
 
 #: the modules of the protocol, the mutant set of ``make mutate`` (spec/mutations.md)
 PROTOCOL = ("codec", "slot", "radix", "pm", "fault", "munmap", "fileio", "removal")
@@ -85,7 +94,8 @@ def _sources_key(modules: list[str]) -> str:
     h = hashlib.sha256(" ".join(modules).encode())
     for name in COPY:
         for path in sorted((ROOT / name).rglob("*") if (ROOT / name).is_dir() else [ROOT / name]):
-            if (path.is_file() and path.suffix in (".py", ".toml") and path.name != "mutate.py"
+            if (path.is_file() and path.suffix in (".py", ".toml")
+                    and path.name not in ("mutate.py", REGISTRY.name)
                     and "__pycache__" not in path.parts):
                 h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
@@ -113,6 +123,10 @@ def annotation_spans(src: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
             for a in anns]
 
 
+#: why _select skips a mutant in one lane's session: another lane's session runs it
+LANE_SKIP = "another lane's"
+
+
 def _skip(con: sqlite3.Connection, jobs: list[str], why: str) -> None:
     con.executemany("INSERT INTO work_results (job_id, worker_outcome, output, test_outcome, "
                     "diff) VALUES (?, 'SKIPPED', ?, NULL, '')", [(j, why) for j in jobs])
@@ -135,7 +149,7 @@ def _select(db: Path, src: str, shard: int, lanes: int, limit: int | None, seed:
     keep = rows if limit is None else sorted(
         random.Random(seed).sample(rows, min(limit, len(rows))), key=lambda r: r[1:])
     mine = {r[0] for r in keep[shard::lanes]}
-    _skip(con, [r[0] for r in rows if r[0] not in mine and r in keep], "another lane's")
+    _skip(con, [r[0] for r in rows if r[0] not in mine and r in keep], LANE_SKIP)
     _skip(con, [r[0] for r in rows if r not in keep], "sampled out")
     con.close()
 
@@ -165,25 +179,134 @@ def run_session(module: str, lane_dir: Path, shard: int, lanes: int, mapfile: Pa
     return db
 
 
-def tally(db: Path) -> tuple[int, int, list[str]]:
-    """(killed, total, survivors) of one session; skipped mutants do not count."""
-    con = sqlite3.connect(db)
-    rows = con.execute(
-        "SELECT r.test_outcome, r.worker_outcome, m.module_path, m.start_pos_row, "
-        "m.operator_name, m.occurrence FROM work_results r JOIN mutation_specs m "
-        "ON r.job_id = m.job_id").fetchall()
-    con.close()
-    killed = total = 0
-    survivors = []
-    for outcome, worker, path, row, op, occ in rows:
-        if worker == "SKIPPED":
+@dataclass(frozen=True, order=True)
+class Key:
+    """A mutant, robust to edits elsewhere in its module: the function it is in (the
+    decorators included), the text of its line, the operator, and which of that
+    function's mutants with the same line text and operator it is (0, 1, ...)."""
+
+    module: str
+    function: str
+    line: str
+    operator: str
+    occurrence: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.module}.py {self.function}: `{self.line}` {self.operator}"
+                f"#{self.occurrence}")
+
+
+def _function_of(src: str) -> dict[int, str]:
+    """line -> dotted name of the innermost function or class around it ("" at module
+    level); a decorator's lines belong to what it decorates."""
+    names: dict[int, str] = {}
+
+    def walk(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = prefix + child.name
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                for line in range(first, (child.end_lineno or child.lineno) + 1):
+                    names[line] = name
+                walk(child, name + ".")
+            else:
+                walk(child, prefix)
+
+    walk(ast.parse(src), "")
+    return names
+
+
+def mutant_keys(module: str, src: str,
+                specs: list[tuple[str, int, int, str, int]]) -> dict[str, Key]:
+    """job_id -> Key for cosmic-ray's mutation specs (job_id, row, col, operator,
+    occurrence) of one module's source."""
+    lines, funcs = src.splitlines(), _function_of(src)
+    seen: dict[tuple[str, str, str], int] = {}
+    keys = {}
+    for job, row, _col, op, _occ in sorted(specs, key=lambda s: s[1:]):
+        base = (funcs.get(row, ""), lines[row - 1].strip(), op.removeprefix("core/"))
+        keys[job] = Key(module, *base, seen.get(base, 0))
+        seen[base] = seen.get(base, 0) + 1
+    return keys
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    key: Key
+    reason: str
+
+
+def load_registry(path: Path = REGISTRY) -> list[Equivalent]:
+    """The entries of tools/equivalent.toml; each must name a mutant and say why."""
+    entries = []
+    for e in tomllib.loads(path.read_text()).get("equivalent", []):
+        if not str(e.get("reason", "")).strip():
+            raise ValueError(f"{path}: an entry without a reason: {e}")
+        entries.append(Equivalent(Key(e["module"], e["function"], e["line"], e["operator"],
+                                      int(e.get("occurrence", 0))), e["reason"]))
+    return entries
+
+
+@dataclass
+class Score:
+    killed: int = 0
+    sampled: int = 0
+    equivalent: int = 0
+    survivors: list[Key] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def scored(self) -> int:
+        return self.sampled - self.equivalent
+
+
+def score(outcomes: dict[Key, str | None], registry: list[Equivalent]) -> Score:
+    """Killed of sampled minus equivalent.  ``outcomes`` maps every sampled mutant to
+    cosmic-ray's test outcome (None: not run yet).  A registry entry must be a sampled
+    mutant that survived: one that matches nothing is stale, a killed one was not
+    equivalent, and both are errors; an entry of a mutant not run yet counts for
+    nothing."""
+    out = Score()
+    registered = {}
+    for e in registry:
+        if e.key in registered:
+            out.errors.append(f"registered twice: {e.key}")
+        registered[e.key] = e
+    for key, outcome in sorted(outcomes.items()):
+        if outcome is None:
             continue
-        total += 1
+        out.sampled += 1
         if outcome in ("KILLED", "INCOMPETENT"):
-            killed += 1
+            out.killed += 1
+            if key in registered:
+                out.errors.append(f"registered as equivalent but killed: {key}")
+        elif key in registered:
+            out.equivalent += 1
         else:
-            survivors.append(f"{path}:{row} {op}#{occ}")
-    return killed, total, survivors
+            out.survivors.append(key)
+    out.errors += [f"stale entry, no such mutant in the sample: {k}"
+                   for k in registered if k not in outcomes]
+    return out
+
+
+def outcomes(module: str, dbs: list[Path], src: str) -> dict[Key, str | None]:
+    """Every sampled (not skipped) mutant of ``module``'s sessions and its outcome."""
+    result: dict[Key, str | None] = {}
+    for db in dbs:
+        con = sqlite3.connect(db)
+        specs = con.execute("SELECT job_id, start_pos_row, start_pos_col, operator_name, "
+                            "occurrence FROM mutation_specs").fetchall()
+        done = {job: (worker == "SKIPPED", out if worker == "SKIPPED" else test)
+                for job, worker, test, out in con.execute(
+                    "SELECT job_id, worker_outcome, test_outcome, output FROM work_results")}
+        con.close()
+        for job, key in mutant_keys(module, src, specs).items():
+            skipped, what = done.get(job, (False, None))
+            if not skipped:
+                result[key] = what
+            elif what == LANE_SKIP:
+                result.setdefault(key, None)  # sampled: its lane's session has it
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +336,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.rerun:
             for old in OUT.glob("*.sqlite"):
                 old.unlink()
+        # a session applies its mutants by position: one drawn from another source of the
+        # module would mutate the wrong code, so a changed module is drawn again
+        for m in args.modules:
+            src, kept = ROOT / "model" / "pagemap" / f"{m}.py", OUT / f"{m}.py.src"
+            if kept.exists() and kept.read_text() != src.read_text():
+                if args.rerun and any(OUT.glob(f"{m}.[0-9]*.sqlite")):
+                    print(f"{m}.py changed since its sessions: drawn again", flush=True)
+                for old in OUT.glob(f"{m}.[0-9]*.sqlite"):
+                    old.unlink()
+            shutil.copy2(src, kept)
         shards = [(m, k) for m in args.modules for k in range(lanes)]
         mapfile = OUT / "map.json"
         # one map for the protocol modules and any others asked for, reused while the
@@ -248,26 +381,45 @@ def main(argv: list[str] | None = None) -> int:
     return _report(args.modules, start)
 
 
+def _source(module: str) -> str:
+    """The module's source its sessions were drawn from (the work tree's if not kept)."""
+    kept = OUT / f"{module}.py.src"
+    return (kept if kept.exists() else ROOT / "model" / "pagemap" / f"{module}.py").read_text()
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f}%" if n else "-"
+
+
 def _report(modules: list[str], start: float) -> int:
-    killed = total = 0
-    report = []
+    """The tally of the sessions in .mutate/: raw, the equivalent mutants the registry
+    excludes, and the score, killed of sampled minus equivalent (spec/mutations.md)."""
+    total = Score()
+    registry = load_registry()
     for module in modules:
         dbs = sorted(OUT.glob(f"{module}.[0-9]*.sqlite"))
         if not dbs:
             continue
-        k = n = 0
-        for db in dbs:
-            dk, dn, surv = tally(db)
-            k, n = k + dk, n + dn
-            report += surv
-        killed, total = killed + k, total + n
-        print(f"{module:8} {k:5} killed of {n:5}" + (f" ({100 * k / n:.1f}%)" if n else ""))
-    (OUT / "survivors.txt").write_text("".join(f"{s}\n" for s in sorted(report)))
-    print(f"{len(report)} survivors listed in {OUT / 'survivors.txt'}; "
-          f"{time.monotonic() - start:.0f} s")
-    pct = 100 * killed / total if total else 0.0
-    print(f"mutants: {killed} killed of {total} ({pct:.1f}%)")
-    return 0 if total else 1
+        sc = score(outcomes(module, dbs, _source(module)),
+                   [e for e in registry if e.key.module == module])
+        total.killed += sc.killed
+        total.sampled += sc.sampled
+        total.equivalent += sc.equivalent
+        total.survivors += sc.survivors
+        total.errors += sc.errors
+        print(f"{module:8} {sc.killed:4} killed of {sc.sampled:4} ({_pct(sc.killed, sc.sampled)})"
+              f", {sc.equivalent:2} equivalent: {sc.killed} of {sc.scored} "
+              f"({_pct(sc.killed, sc.scored)})")
+    (OUT / "survivors.txt").write_text("".join(f"{s}\n" for s in total.survivors))
+    print(f"{len(total.survivors)} survivors not registered as equivalent, listed in "
+          f"{OUT / 'survivors.txt'}; {time.monotonic() - start:.0f} s")
+    for err in total.errors:
+        print(f"error in {REGISTRY.relative_to(ROOT)}: {err}")
+    print(f"raw: {total.killed} killed of {total.sampled} ({_pct(total.killed, total.sampled)});"
+          f" {total.equivalent} equivalent excluded ({REGISTRY.relative_to(ROOT)})")
+    print(f"mutants: {total.killed} killed of {total.scored} "
+          f"({_pct(total.killed, total.scored)})")
+    return 0 if total.sampled and not total.errors else 1
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLACK, GRACE_S = 4.0, 10.0
 #: Unit-test files whose tests are quick and pointed.
 TESTS = ("tests/test_slot.py", "tests/test_backends_layout.py", "tests/test_contracts.py",
-         "tests/test_sequential.py", "tests/test_kernel_context.py",
+         "tests/test_sequential.py", "tests/test_kernel_context.py", "tests/test_model_units.py",
          "tests/test_mutations.py::test_write_values_are_fresh")
 #: A check slower than this on the unmutated code (under coverage) is left out of the
 #: gate, except a mutation scenario: the slowest tenth took three quarters of the time;
@@ -64,32 +65,54 @@ class Check:
     run: Callable[[], str | None]
 
 
-def _scenario_checks() -> Iterator[Check]:
-    from pagemap.checker.command import run as run_check
+def _scenario_runs() -> Iterator[tuple[str, Callable[[], Any]]]:
+    """(check id, its scenario's loader) of every scenario check: each mutation scenario
+    on fixed at both word sizes, each scenario of scenarios/ on seed and on fixed."""
     from pagemap.checker.scenario import load
 
-    def mutation_scenario(path: Path, bits: int) -> Callable[[], str | None]:
+    for path in sorted((ROOT / "tests" / "mutation_scenarios").glob("*.toml")):
+        for bits in (64, 32):
+            yield f"ms:{path.stem}:{bits}", partial(load, path, "fixed", word_bits=bits)
+    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+        for variant in ("seed", "fixed"):
+            yield f"sc:{path.stem}:{variant}", partial(load, path, variant)
+
+
+def _scenario_checks() -> Iterator[Check]:
+    from pagemap.checker.command import run as run_check
+
+    def mutation_scenario(cfg: Callable[[], Any]) -> Callable[[], str | None]:
         def run() -> str | None:
-            _, out = run_check(load(path, variant="fixed", word_bits=bits), progress=False)
+            _, out = run_check(cfg(), progress=False)
             return None if out.verdict == "pass" else f"{out.verdict} {out.invariant}"
         return run
 
-    def scenario(path: Path, variant: str) -> Callable[[], str | None]:
+    def scenario(cfg: Callable[[], Any], variant: str) -> Callable[[], str | None]:
         def run() -> str | None:
-            cfg = load(path, variant)
-            exp = cfg.expect[variant]
-            _, out = run_check(cfg, progress=False)
+            c = cfg()
+            exp = c.expect[variant]
+            _, out = run_check(c, progress=False)
             want = (exp["verdict"], exp.get("invariant", out.invariant))
             got = (out.verdict, out.invariant if out.verdict == "violation" else want[1])
             return None if got == want else f"{out.verdict} {out.invariant}"
         return run
 
-    for path in sorted((ROOT / "tests" / "mutation_scenarios").glob("*.toml")):
-        for bits in (64, 32):
-            yield Check(f"ms:{path.stem}:{bits}", mutation_scenario(path, bits))
-    for path in sorted((ROOT / "scenarios").glob("*.toml")):
-        for variant in ("seed", "fixed"):
-            yield Check(f"sc:{path.stem}:{variant}", scenario(path, variant))
+    for cid, cfg in _scenario_runs():
+        yield Check(cid, mutation_scenario(cfg) if cid.startswith("ms:")
+                    else scenario(cfg, cid.rsplit(":", 1)[1]))
+
+
+def scenario_states() -> dict[str, list[object]]:
+    """Verdict, invariant, states and transitions of every scenario check: a mutant argued
+    equivalent should explore the very same state spaces as the unmutated code (``--states``
+    on each, then compare)."""
+    from pagemap.checker.command import run as run_check
+
+    out: dict[str, list[object]] = {}
+    for cid, cfg in _scenario_runs():
+        _, o = run_check(cfg(), progress=False)
+        out[cid] = [o.verdict, o.invariant, o.states, o.transitions]
+    return out
 
 
 def _protocol_checks() -> Iterator[Check]:
@@ -303,14 +326,19 @@ def gate(module: str, mapfile: Path, every: bool = False) -> int:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="tools/mutation_gate.py")
-    ap.add_argument("--map", type=Path, required=True, help="the check map (JSON)")
+    ap.add_argument("--map", type=Path, help="the check map (JSON)")
     ap.add_argument("--build", nargs="+", metavar="MODULE",
                     help="write the map for these modules instead of gating a mutant")
     ap.add_argument("--module", help="the mutated module")
     ap.add_argument("--every", action="store_true",
                     help="run every check, not only those of the mutated functions (to see "
                     "that the selection misses no kill)")
+    ap.add_argument("--states", type=Path, metavar="FILE",
+                    help="write every scenario check's verdict and state count (JSON)")
     args = ap.parse_args(argv)
+    if args.states:
+        args.states.write_text(json.dumps(scenario_states(), indent=0, sort_keys=True))
+        return 0
     if args.build:
         build_map(args.build, args.map)
         return 0

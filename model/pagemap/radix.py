@@ -42,11 +42,6 @@ def _same_except(before: tuple[int, ...], after: tuple[int, ...], key: int) -> b
         a == b for j, (a, b) in enumerate(zip(before, after, strict=True)) if j != key)
 
 
-def radix_new(nkeys: int) -> Radix:
-    """radix_tree_init, sized for keys 0..nkeys-1."""
-    return Radix(0, (0,) * nkeys)
-
-
 @icontract.require(lambda depth: depth in (0, 1))
 @icontract.require(lambda key: 0 <= key < RADIX_SLOTS, "scenarios have at most 64 file pages")
 @icontract.ensure(lambda depth, result: result == (depth >= 1))

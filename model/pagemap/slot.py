@@ -233,10 +233,11 @@ def pm_slot_get_page(v: int, bits: int) -> int | None:
 
 
 @icontract.require(lambda v, bits: is_word(v, bits))
-@icontract.require(lambda ppn: ppn != 0, "assert(pg != pages): page 0 is never allocated")
+# one lower bound: ppn != 0 and 0 < ppn apart made a weakened 0 <= ppn undetectable
 @icontract.require(
-    lambda ppn, bits: 0 < ppn <= ppn_mask(bits), "a real page's ppn fits the ppn field"
+    lambda ppn: ppn > 0, "assert(pg != pages): page 0 is never allocated, nor one before it"
 )
+@icontract.require(lambda ppn, bits: ppn <= ppn_mask(bits), "a real page's ppn fits the ppn field")
 @icontract.ensure(lambda ppn, bits, result: _page(result, bits) == ppn)
 @icontract.ensure(
     lambda v, bits, result: result & ~ppn_mask(bits) == v & ~ppn_mask(bits),

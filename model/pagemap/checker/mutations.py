@@ -96,6 +96,14 @@ _ALL = [
        "concurrent pm_put_page between the read and the store is undone",
        (P("pm:find_cas", "if m.slot(i) != old:", "if False:"),),
        "two-readers", "refcount-accurate"),
+    Mutation("find-cas-fail-returns-page",
+       "pm_find_page returns the page it read when atomic_cas_ptr fails (a concurrent "
+       "pm_put_page changed the word) instead of reading the slot again: the caller gets a "
+       "page without a slot reference",
+       (P("pm:find_cas", 't["find_page"] = 0\n        t.goto("pm_find_page.read")',
+          't.goto("pm_find_page.unlock")'),),
+       "two-readers", "contract", "kernel-assert",
+       contract="a page comes with a slot reference"),
     Mutation("find-without-pm-lock",
        "pm_find_page walks the tree and CASes the slot without pm_lock: it can read the "
        "pm_slot_set_page(old, 0) word the final loop leaves before radix_delete",
@@ -161,6 +169,26 @@ _ALL = [
         P("munmap:mu_unlock_pte2", '_unlock(m, t, "pte_lock")\n', "")),
        "munmap-vs-remove", "contract", "no-lost-write",
        contract="__vmr_free_pgs walks the page table under pte_lock"),
+    Mutation("free-pgs-skips-first-pte",
+       "__vmr_free_pgs starts its walk at vm_base + PGSIZE (an off-by-one in the range it "
+       "hands env_user_mem_walk): the VMR's first PTE is left mapped",
+       (P("munmap:fp_start", 't["fp_vpn"], t["fp_end"] = vpn_range(m, t["fp_vmr"] - 1)',
+          't["fp_vpn"], t["fp_end"] = vpn_range(m, t["fp_vmr"] - 1)\n    t["fp_vpn"] += 1'),),
+       "munmap-two-pages", "contract", "survives",
+       contract="after __vmr_free_pgs every PTE of the VMR is 0"),
+    Mutation("munmap-first-vmr-only",
+       "__do_munmap's pass 2 forgets `vmr = next` and stops after the first VMR of the "
+       "range: a VMR split off inside [addr, addr + len) stays mapped",
+       (P("munmap:mu_p2_next", "_p2_at(m, t, nxt if nxt >= 0 else None)", "_p2_at(m, t, None)"),),
+       "munmap-two-vmrs-cold", "contract", "survives",
+       contract="munmap leaves no VMR and no PTE"),
+    Mutation("munmap-no-free-pgs",
+       "__do_munmap's pass 2 destroys each VMR of the range without env_user_mem_walk("
+       "__vmr_free_pgs): the PTEs stay, PTE_P clear, naming the pages",
+       (P("munmap:mu_lock_pte2", 't.call("__vmr_free_pgs.start", "munmap.unlock_pte2", '
+          'fp_vmr=t["mu_vmr"])', 't.goto("munmap.unlock_pte2")'),),
+       "munmap-two-pages", "contract", "survives",
+       contract="munmap leaves no VMR and no PTE"),
     Mutation("file-write-no-dirty",
        "generic_file_write copies into the page but never sets PG_DIRTY: the remover frees "
        "it without writepage",
