@@ -118,6 +118,9 @@ EXPECTED: tuple[Expected, ...] = (
     Expected(*F3, "passes-visit-every-vmr", "mu_unlink", _unpinned_by_unlink,
              "unlinking the MAP_LOCKED VMR unpins i while a skipped VMR maps P",
              "with the seed's rule, skipped VMRs are not only the pinned ones"),
+    Expected(*F3, "passes-visit-every-vmr", "other_unlink", _unpinned_by_unlink,
+             "unlinking another MAP_LOCKED VMR unpins i while a skipped VMR maps P",
+             "with the seed's rule, skipped VMRs are not only the pinned ones"),
     *(Expected(*F4, inv, "mu_p2_zero_x", lambda sys, a, b: a["mr_d"],
                "the value munmap read has PTE_D", "munmap pass 2 on X: " + _D4)
       for inv in ("dirty-recorded", "tlb-dirty-recorded")),

@@ -38,7 +38,6 @@ from pagemap.checker.scenario import load
 from pagemap.config import Config
 from pagemap.machine import Layout
 from pagemap.program import initial_state
-from pagemap.vmr import MAP_LOCKED, MAP_SHARED
 
 from proofs.removal import state as st
 from proofs.removal.abstraction import (
@@ -586,27 +585,6 @@ SEGV = ("a user access can follow the munmap of its VMR: SIGSEGV kills the proce
         "still-present PTEs: the proved system has no teardown phases")
 
 
-UNPIN = ("munmap of a MAP_LOCKED VMR while another shared VMR maps its page: its "
-         "pm_remove_vmr.unlink unpins the page under a removal run (pinned: True -> False) "
-         "with pm_lock held as `other`; the proved system's unlink (mu_unlink) is X's VMR's "
-         "only, and no step lets another VMR's unlink unpin i")
-
-
-def _unpins_other(cfg: Config) -> bool:
-    """Some munmap unlinks a MAP_LOCKED VMR whose file pages another shared VMR maps."""
-    for th in cfg.threads:
-        for op in th.ops:
-            if op.op != "munmap" or not cfg.vmrs[op.vmr].vm_flags & MAP_LOCKED:
-                continue
-            w = cfg.vmrs[op.vmr]
-            for u, other in enumerate(cfg.vmrs):
-                if u != op.vmr and other.vm_flags & MAP_SHARED and \
-                        other.first_idx < w.first_idx + w.npages and \
-                        w.first_idx < other.first_idx + other.npages:
-                    return True
-    return False
-
-
 def _may_segfault(cfg: Config) -> bool:
     """Some user access may run after the munmap of its VMR (another thread's, or its
     own thread's earlier op): the page fault finds no VMR and the process dies."""
@@ -631,8 +609,6 @@ def out_of_scope(cfg: Config) -> str | None:
         return ENOMEM_USER
     if _may_segfault(cfg):
         return SEGV
-    if _unpins_other(cfg):
-        return UNPIN
     for th in cfg.threads:
         for op in th.ops:
             name = op.op
@@ -798,14 +774,9 @@ _REFAULT = ("a fault installing P over a not-present PTE naming P of another map
             "mapping of P faults; no scenario of the suite has that interleaving")
 _SKIPPED_FAULT = ("a fault, during a removal run, into a VMR the passes skip (MAP_LOCKED not "
                   "prefaulted; on seed also a VMR not mapping the range's first page)")
-_UNPIN_GAP = ("munmap of a MAP_LOCKED VMR during a removal run (munmap-locked-beside-mapping "
-              "realises it, but its unlink unpins i, which the proved system has no step for: "
-              "out of the suite until it has)")
 _SEGV_STORE = ("a store between munmap's pass-1 load and store of another PTE comes from a "
                "thread of the unmapping process through that VMR, which may then fault after "
                "the munmap (SIGSEGV, teardown): out of the suite until the teardown is")
-_SKIPPED_MUNMAP = ("munmap, during a seed removal run, of a VMR that maps i but not the "
-                   "range's first page (skipped by seed's passes, F3) beside X's mapping")
 _SKIPPED_STORE = ("a second store through a dirty PTE of a VMR the passes skip (MAP_LOCKED) "
                   "during a removal run")
 _EARLY_SEND = ("a shootdown of X's process sent before pass 2 reaches X's VMR (another VMR of "
@@ -817,16 +788,8 @@ _SCP_SKIPPED = ("on seed, the last send of pass 2 to an SCP whose VMR the passes
 UNCOVERED: dict[tuple[str, str, int], str] = {
     **{(v, "fault_install_other", 1): _SKIPPED_FAULT for v in ("seed", "fixed")},
     **{(v, "fault_install_other", k): _REFAULT for v in ("seed", "fixed") for k in (2, 3, 4, 5)},
-    ("fixed", "mu_p1_other", 2): _UNPIN_GAP,
-    ("fixed", "mu_p1_other", 3): _UNPIN_GAP,
-    ("fixed", "mu_p2_other", 6): _UNPIN_GAP,
-    ("fixed", "mu_p2_other", 7): _UNPIN_GAP,
     ("seed", "mu_p1_other", 2): _SEGV_STORE,
     ("seed", "mu_p1_other", 5): _SEGV_STORE,
-    ("seed", "mu_p1_other", 3): _SKIPPED_MUNMAP,
-    ("seed", "mu_p1_other", 4): _SKIPPED_MUNMAP,
-    ("seed", "mu_p2_other", 6): _SKIPPED_MUNMAP,
-    ("seed", "mu_p2_other", 7): _SKIPPED_MUNMAP,
     **{(v, "other_store_present", 4): _SKIPPED_STORE for v in ("seed", "fixed")},
     ("fixed", "rm_send_x", 3): _EARLY_SEND,
     ("seed", "rm_send_x", 2): _EARLY_SEND,
@@ -850,6 +813,9 @@ UNREALISED: dict[tuple[str, str], str] = {
     ("passes-visit-every-vmr", "mu_unlink"):
         "needs munmap of the MAP_LOCKED VMR of i during the removal while an unlocked VMR "
         "that the seed's passes skip maps P",
+    ("passes-visit-every-vmr", "other_unlink"):
+        "needs munmap of a MAP_LOCKED VMR mapping i during the removal's writeback while "
+        "an unlocked VMR that the seed's passes skip maps P",
     ("tlb-dirty-recorded", "mu_p2_other"):
         "needs munmap pass 2 to zero another not-present PTE with PTE_D while E, in another "
         "VMR, is dirty: two shared mappings of P in different processes, one unmapped",

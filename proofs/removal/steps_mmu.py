@@ -270,6 +270,20 @@ def mu_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
                  "mu": Mu.DEAD})]
 
 
+@step("other_unlink", ["pm_remove_vmr.unlink (munmap of another VMR, MAP_LOCKED)"])
+def other_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """TAILQ_REMOVE of another, MAP_LOCKED VMR mapping i; spin_unlock(&pm->pm_lock).
+    Between the remover's dirty loop and its relock (pm_lock dropped for writepage)
+    the run's pin of i lapses with the last locked VMR that maps i; X's VMR, locked
+    and linked, would still pin it.  The unlinked VMR's PTEs are zeroed already, so
+    with removal-vmr-overlap (the passes skip only locked VMRs) no skipped PTE names
+    P any more; with the seed's rule a VMR not mapping ``index`` may (F3)."""
+    keeps = Or(z3.BoolVal(not sys.fix("removal-vmr-overlap")), others_total(pre, "b") == 0)
+    return [Alt(And(pre["lock"] == Lock.OTHER, Not(pre["oins"]), pre["removed"] == 0,
+                    pre["pinned"], Not(And(pre["x_locked"], pre["x_linked"])), keeps),
+                {"pinned": False, "lock": Lock.FREE})]
+
+
 @step("mu_end", ["destroy_vmr.free"])
 def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """destroy_vmr takes the VMR off its process's list and frees it."""
