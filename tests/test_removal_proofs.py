@@ -285,3 +285,32 @@ def test_deleting_other_unlink_is_caught() -> None:
     refinement.check_scenario(checker, path, "fixed")
     assert any("pm_remove_vmr.unlink" in f and "no symbolic step" in f
                and "pinned: True -> False" in f for f in gone.failures), gone.failures[:3]
+
+
+def test_teardown_steps_are_needed_and_gated() -> None:
+    """exit: proc_destroy makes X's process dead (x_kill) and __proc_free's teardown
+    enters pass 2 of X's VMR (td_start); without either, exit-vs-munmap's transitions
+    have no symbolic step.  A TLB fill once the process is dying breaks aux/tlb."""
+    from proofs.removal import refinement
+    from proofs.removal.steps_mmu import tlb_fill_write
+
+    path = refinement.SCENARIOS / "exit-vs-munmap.toml"
+    assert path in refinement.all_scenarios()
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed")
+    assert not rep.failures and rep.matched["x_kill"] > 0 and rep.matched["td_start"] > 0
+    for gone, label, change in (("x_kill", "proc_destroy.kill", "dead: False -> True"),
+                                ("td_start", "unmap_and_destroy_vmrs.lock_vmr", "mu: 0 -> 5")):
+        bad = refinement.Report()
+        checker = refinement.Checker(bad, replace={gone: lambda sys, pre, post: []})
+        refinement.check_scenario(checker, path, "fixed")
+        assert any(label in f and "no symbolic step" in f and change in f
+                   for f in bad.failures), (gone, bad.failures[:3])
+
+    def ungated(sys, pre, post):  # type: ignore[no-untyped-def]
+        [alt] = tlb_fill_write(sys, pre, post)
+        return [system_module.Alt(z3.And(*alt.guard.children()[:1], *alt.guard.children()[2:]),
+                                  alt.changes)]
+
+    assert not _breaks("fixed", "tlb_fill_write", tlb_fill_write, "aux/tlb")
+    assert _breaks("fixed", "tlb_fill_write", ungated, "aux/tlb")

@@ -153,8 +153,7 @@ def expected_for(variant: str) -> tuple[Expected, ...]:
 #: munmap unlinks and pm_remove_contig then frees under a stale TLB entry; F6's is
 #: synchronous, where the remover has no wait whose bookkeeping (aux/tlb) can break.
 #: A realisation is one transition inside the invariant, so a scenario may serve here
-#: although the refinement suite leaves it out (munmap-vs-write-twice dies of SIGSEGV
-#: only after the munmap it shows).
+#: although the refinement suite leaves it out.
 EXTRA_SCENARIOS = {"F1": ("munmap-vs-write-twice.toml",),
                    "F5": ("finding-f5-shared-page.toml",),
                    "F6": ("scp-shootdown-async.toml",)}
