@@ -575,22 +575,10 @@ KFS = ("[filesystem] writepage = kfs: writepage fails (F8); the fix puts PG_DIRT
        "invariant excludes: the writeback phase needs a failure outcome first")
 
 
-#: Scenarios in scope whose exhaustive run costs more than the refinement rows' share of
-#: `pagemap verify` (measured on the shared 2-core machine), and why no coverage is lost.
-COSTLY: dict[str, str] = {
-    "mixed-fault-munmap-remove": (
-        "cost: 112,561 (seed) and 74,964 (fixed) states x 4 foci, about 330 s of CPU, more "
-        "than the refinement share of make verify's budget; it passes on both variants, and "
-        "every (variant, step, alternative) it realises the suite's other scenarios do too"),
-}
-
-
 def out_of_scope(cfg: Config) -> str | None:
     """Why a scenario is not in the refinement suite (None: it is)."""
     if cfg.writepage == "kfs":
         return KFS
-    if cfg.name in COSTLY:
-        return COSTLY[cfg.name]
     for th in cfg.threads:
         for op in th.ops:
             name = op.op
