@@ -238,3 +238,79 @@ def test_evaluator_agrees_with_z3() -> None:
             assert fn(env) == want, (step.name, env)
             agree[want] += 1
     assert agree[True] > 50 and agree[False] > 10
+
+
+def _breaks(variant: str, step_name: str, build: object, invariant: str) -> bool:
+    """A mutated step, from a state satisfying every invariant, can break ``invariant``."""
+    ctx = Context(variant, 64)
+    s = z3.Solver()
+    claim = next(i for i in INVARIANTS if i.name == invariant)
+    s.add(*ctx.dom, ctx.inv, ctx.mutated(step_name, build),
+          z3.Not(claim.formula(ctx.sys, ctx.post)))
+    return s.check() == z3.sat
+
+
+def test_other_unlink_weakened_is_refuted() -> None:
+    """another locked VMR's pm_remove_vmr unpins i only when nothing skipped maps P (fixed)
+    and X's VMR does not pin it itself: without either guard an invariant breaks."""
+    from proofs.removal.steps_mmu import other_unlink
+
+    def drop(k: int):  # type: ignore[no-untyped-def]
+        def build(sys, pre, post):  # type: ignore[no-untyped-def]
+            [alt] = other_unlink(sys, pre, post)
+            guard = z3.And(*[g for j, g in enumerate(alt.guard.children()) if j != k])
+            return [system_module.Alt(guard, alt.changes)]
+        return build
+
+    assert not _breaks("fixed", "other_unlink", other_unlink, "passes-visit-every-vmr")
+    # guard conjuncts: lock, oins, removed, pinned, not X's own pin, keeps
+    assert _breaks("fixed", "other_unlink", drop(5), "passes-visit-every-vmr")
+    assert _breaks("fixed", "other_unlink", drop(4), "aux/run")
+
+
+def test_deleting_other_unlink_is_caught() -> None:
+    """munmap of a MAP_LOCKED VMR beside X's mapping unpins i in pm_remove_vmr.unlink
+    during the removal's writeback: without other_unlink that transition has no
+    symbolic step (and with it, munmap-locked-beside-mapping refines on both variants)."""
+    from proofs.removal import refinement
+
+    path = refinement.SCENARIOS / "munmap-locked-beside-mapping.toml"
+    assert path in refinement.all_scenarios()
+    for variant in ("seed", "fixed"):
+        rep = refinement.Report()
+        refinement.check_scenario(refinement.Checker(rep), path, variant)
+        assert not rep.failures and rep.matched["other_unlink"] > 0, rep.failures[:3]
+    gone = refinement.Report()
+    checker = refinement.Checker(gone, replace={"other_unlink": lambda sys, pre, post: []})
+    refinement.check_scenario(checker, path, "fixed")
+    assert any("pm_remove_vmr.unlink" in f and "no symbolic step" in f
+               and "pinned: True -> False" in f for f in gone.failures), gone.failures[:3]
+
+
+def test_teardown_steps_are_needed_and_gated() -> None:
+    """exit: proc_destroy makes X's process dead (x_kill) and __proc_free's teardown
+    enters pass 2 of X's VMR (td_start); without either, exit-vs-munmap's transitions
+    have no symbolic step.  A TLB fill once the process is dying breaks aux/tlb."""
+    from proofs.removal import refinement
+    from proofs.removal.steps_mmu import tlb_fill_write
+
+    path = refinement.SCENARIOS / "exit-vs-munmap.toml"
+    assert path in refinement.all_scenarios()
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed")
+    assert not rep.failures and rep.matched["x_kill"] > 0 and rep.matched["td_start"] > 0
+    for gone, label, change in (("x_kill", "proc_destroy.kill", "dead: False -> True"),
+                                ("td_start", "unmap_and_destroy_vmrs.lock_vmr", "mu: 0 -> 5")):
+        bad = refinement.Report()
+        checker = refinement.Checker(bad, replace={gone: lambda sys, pre, post: []})
+        refinement.check_scenario(checker, path, "fixed")
+        assert any(label in f and "no symbolic step" in f and change in f
+                   for f in bad.failures), (gone, bad.failures[:3])
+
+    def ungated(sys, pre, post):  # type: ignore[no-untyped-def]
+        [alt] = tlb_fill_write(sys, pre, post)
+        return [system_module.Alt(z3.And(*alt.guard.children()[:1], *alt.guard.children()[2:]),
+                                  alt.changes)]
+
+    assert not _breaks("fixed", "tlb_fill_write", tlb_fill_write, "aux/tlb")
+    assert _breaks("fixed", "tlb_fill_write", ungated, "aux/tlb")

@@ -25,6 +25,8 @@ from typing import Any
 from pagemap.codec import make_codec
 from pagemap.machine import (
     DONE_PC,
+    PROC_DEAD,
+    PROC_DYING,
     PROC_RUNNING_S,
     PROC_WAITING,
     Layout,
@@ -305,6 +307,13 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
     for t, lab in zip(view.threads, view.labels, strict=True):
         if lab is None or t.proc != f.proc(L):
             continue
+        if _tearing_down(t, lab):
+            # __proc_free waits for every other thread: before it takes vmr_lock, a
+            # munmap of X's VMR may still be finishing (another thread's phase counts)
+            phase, who = _td_phase(view, t, lab, rec, vpn)
+            if phase != Mu.NONE:
+                return phase, who
+            continue
         ops = view.cfg.threads[t.id].ops
         op = ops[t["op"]] if t["op"] < len(ops) else None
         if op is None or op.op != "munmap" or op.vmr != f.v or \
@@ -351,6 +360,53 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
             raise AbstractionError(f"munmap at an unknown step {lab}")
         return phase, t
     return Mu.NONE, None
+
+
+_TD = ("__proc_free", "unmap_and_destroy_vmrs")
+
+
+def _tearing_down(t: ThreadView, lab: str) -> bool:
+    """t runs __proc_free's unmap_and_destroy_vmrs (or a function it called)."""
+    func = lab.split(".")[0]
+    return func in _TD or (func in ("__vmr_free_pgs", "destroy_vmr", "pm_remove_vmr")
+                           and "ud_vmr" in t.reg and t["ud_vmr"] != 0)
+
+
+def _td_phase(view: View, t: ThreadView, lab: str, rec: int, vpn: int
+              ) -> tuple[int, ThreadView | None]:
+    """The teardown of X's dying process as munmap's phases of X's VMR: from vmr_lock
+    on, pass 2 (no pass 1, no shootdown) while __vmr_free_pgs walks the VMRs in
+    address order, done once it passed X's; then destroy_vmr of each in turn."""
+    m = view.m
+    if lab in ("__proc_free.wait", "unmap_and_destroy_vmrs.lock_vmr") or not m.alive(rec):
+        return Mu.NONE, None
+    base = m.vf(rec, "base")
+
+    def done(other: int) -> bool:  # X's VMR comes before `other` in p->vm_regions
+        return other != rec and base < m.vf(other, "base")
+
+    func = lab.split(".")[0]
+    if lab == "unmap_and_destroy_vmrs.lock_pte":
+        return Mu.P2, t
+    if func == "__vmr_free_pgs":
+        fr, fk = t["fp_vmr"] - 1, t["fp_vpn"]
+        if fr != rec:
+            return (Mu.P2D if done(fr) else Mu.P2), t
+        if lab == "__vmr_free_pgs.start":
+            return Mu.P2, t
+        if lab == "__vmr_free_pgs.read":
+            return (Mu.P2 if fk <= vpn else Mu.P2D), t
+        return (Mu.P2R if fk == vpn else (Mu.P2 if fk < vpn else Mu.P2D)), t
+    if lab == "unmap_and_destroy_vmrs.freed":
+        return (Mu.P2D if t["ud_vmr"] - 1 == rec or done(t["ud_vmr"] - 1) else Mu.P2), t
+    if lab in ("unmap_and_destroy_vmrs.unlock_pte", "unmap_and_destroy_vmrs.destroyed"):
+        return Mu.P2D, t
+    if func in ("destroy_vmr", "pm_remove_vmr"):
+        reg = t["dv_vmr"] if func == "destroy_vmr" else t["rmv_vmr"]
+        if reg != rec + 1:
+            return Mu.P2D, t  # X's VMR is destroyed after this one (it is still alive)
+        return _MU_AT[lab], t
+    raise AbstractionError(f"teardown at an unknown step {lab}")
 
 
 def _names(pte: int, page: int | None) -> bool:
@@ -524,10 +580,11 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
         xn = _names(pte, page)
         a.update(xn=xn, xp=xn and bool(pte & PTE_P), xd=xn and bool(pte & PTE_D),
                  x_w=bool(vmr.vm_prot & PROT_WRITE), x_locked=bool(vmr.vm_flags & MAP_LOCKED),
-                 x_linked=m.on_pm(rec), x_alive=m.alive(rec))
+                 x_linked=m.on_pm(rec), x_alive=m.alive(rec),
+                 dead=m.pstate(f.proc(layout)) in (PROC_DYING, PROC_DEAD))
     else:
         a.update(xn=False, xp=False, xd=False, x_w=False, x_locked=False, x_linked=False,
-                 x_alive=False)
+                 x_alive=False, dead=False)
     a["x_hasidx"] = bool(run and f.v is not None and r is not None and
                          _RAW.vmr_has_page_idx(cfg.vmrs[f.v], r["rm_index"]))
     a["x_vis"] = run and _x_vis(view, r, f)

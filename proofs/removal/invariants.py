@@ -72,7 +72,7 @@ def init(sys: System, s: S) -> Any:
         Implies(Not(s["live"]), And(s["slot"] == zero, s["ppn"] == zero, Not(s["upd"]))),
         *[Not(s[v]) for v in ("rmf", "dirty", "newer", "pinned", "wb", "dl_before", "ord",
                                "xd", "x_hasidx", "x_vis", "x_v2", "x_v3", "x_sent", "rr_n",
-                               "rr_d", "mu_need", "mr_n", "mr_d", "e", "ed", "ep")],
+                               "rr_d", "mu_need", "mr_n", "mr_d", "e", "ed", "ep", "dead")],
         s["xp"] == s["xn"], Implies(s["xn"], And(s["live"], s["x_linked"])),
         s["x_linked"] == s["x_alive"],  # both false: X's VMR already gone (or none)
         *[s[f"a_{k}"] == 0 for k in ("pd", "nc", "nd")],
@@ -355,13 +355,15 @@ def aux_run(sys: System, s: S) -> Any:
 @inv("aux/x")
 def aux_x(sys: System, s: S) -> Any:
     """X names P only while P is live and read, in a live VMR on pm_vmrs; D needs a
-    writable VMR; munmap's pass 1 leaves X not present and pass 2 zero.  (freed-page-
+    writable VMR; munmap's pass 1 leaves X not present and pass 2 zero (the teardown of
+    a dying process has no pass 1: X may be present in its pass 2).  (freed-page-
     unreachable, p2-post)"""
     return And(
         Implies(s["xp"], s["xn"]), Implies(s["xd"], And(s["xn"], s["x_w"])),
         Implies(s["xn"], And(s["live"], s["upd"], s["x_linked"], Not(window(s)))),
         Implies(s["x_linked"], s["x_alive"]),
-        Implies(is_in(s["mu"], (Mu.P1D, Mu.SDW, Mu.P2, Mu.P2R, Mu.P2D)), Not(s["xp"])),
+        Implies(And(is_in(s["mu"], (Mu.P1D, Mu.SDW, Mu.P2, Mu.P2R, Mu.P2D)), Not(s["dead"])),
+                Not(s["xp"])),
         Implies(is_in(s["mu"], (Mu.P2D, Mu.UL, Mu.DEAD)), Not(s["xn"])),
         Implies(Or(s["mu"] == Mu.DEAD, s["lock"] == Lock.MU), Not(s["e"])),
         Implies(s["mu"] == Mu.DEAD, Not(s["x_linked"])),
@@ -418,11 +420,12 @@ def aux_registers(sys: System, s: S) -> Any:
 @inv("aux/tlb")
 def aux_tlb(sys: System, s: S) -> Any:
     """E caches a live, read page; an entry outlives its PTE only between munmap's
-    pass 2 and the unlink; while a waiter waits, E is pending flush.  (shootdown-post,
-    tlb-covered)"""
+    pass 2 and the unlink; while a waiter waits, E is pending flush; a dying process
+    has none.  (shootdown-post, tlb-covered)"""
     not_present = Not(And(s["xn"], s["xp"]))
     return And(
         Implies(s["ed"], And(s["e"], s["x_w"])),
+        Implies(s["dead"], Not(s["e"])),
         Implies(s["e"], And(s["live"], s["upd"], Not(window(s)))),
         Implies(And(s["e"], Not(s["xn"])), is_in(s["mu"], (Mu.P2R, Mu.P2D, Mu.UL))),
         Implies(And(s["rm"] == Rm.P2WAIT, s["rmf"], s["e"], not_present), s["ep"]),

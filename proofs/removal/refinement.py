@@ -38,7 +38,6 @@ from pagemap.checker.scenario import load
 from pagemap.config import Config
 from pagemap.machine import Layout
 from pagemap.program import initial_state
-from pagemap.vmr import MAP_LOCKED, MAP_SHARED
 
 from proofs.removal import state as st
 from proofs.removal.abstraction import (
@@ -567,8 +566,6 @@ OUT_OF_SCOPE_OPS: dict[str, str] = {
                 "the proved system's writable bit x_w is a constant",
     "munmap (partial)": "a partial munmap splits a linked VMR (split_vmr, F10): X's VMR "
                         "record is the declared one, whose geometry the abstraction fixes",
-    "exit": "proc_destroy and __proc_free tear the address space down "
-            "(unmap_and_destroy_vmrs): the proved system has no teardown phases",
 }
 
 
@@ -576,63 +573,12 @@ OUT_OF_SCOPE_OPS: dict[str, str] = {
 KFS = ("[filesystem] writepage = kfs: writepage fails (F8); the fix puts PG_DIRTY back and "
        "clears PG_REMOVAL while the slot keeps its removal flag, a state the proved mark "
        "invariant excludes: the writeback phase needs a failure outcome first")
-ENOMEM_USER = ("[faults] enomem with user threads: a failed allocation in a page fault kills "
-               "the process (proc_destroy, then __proc_free's unmap_and_destroy_vmrs), "
-               "which zeroes still-present PTEs: the proved system has no teardown phases")
-
-
-SEGV = ("a user access can follow the munmap of its VMR: SIGSEGV kills the process "
-        "(proc_destroy, then __proc_free's unmap_and_destroy_vmrs), which zeroes "
-        "still-present PTEs: the proved system has no teardown phases")
-
-
-UNPIN = ("munmap of a MAP_LOCKED VMR while another shared VMR maps its page: its "
-         "pm_remove_vmr.unlink unpins the page under a removal run (pinned: True -> False) "
-         "with pm_lock held as `other`; the proved system's unlink (mu_unlink) is X's VMR's "
-         "only, and no step lets another VMR's unlink unpin i")
-
-
-def _unpins_other(cfg: Config) -> bool:
-    """Some munmap unlinks a MAP_LOCKED VMR whose file pages another shared VMR maps."""
-    for th in cfg.threads:
-        for op in th.ops:
-            if op.op != "munmap" or not cfg.vmrs[op.vmr].vm_flags & MAP_LOCKED:
-                continue
-            w = cfg.vmrs[op.vmr]
-            for u, other in enumerate(cfg.vmrs):
-                if u != op.vmr and other.vm_flags & MAP_SHARED and \
-                        other.first_idx < w.first_idx + w.npages and \
-                        w.first_idx < other.first_idx + other.npages:
-                    return True
-    return False
-
-
-def _may_segfault(cfg: Config) -> bool:
-    """Some user access may run after the munmap of its VMR (another thread's, or its
-    own thread's earlier op): the page fault finds no VMR and the process dies."""
-    for t, th in enumerate(cfg.threads):
-        for k, op in enumerate(th.ops):
-            if op.op != "munmap":
-                continue
-            for u, other in enumerate(cfg.threads):
-                if other.proc != th.proc:
-                    continue
-                later = other.ops[k + 1:] if u == t else other.ops
-                if any(a.op in ("read", "write") and a.vmr == op.vmr for a in later):
-                    return True
-    return False
 
 
 def out_of_scope(cfg: Config) -> str | None:
     """Why a scenario is not in the refinement suite (None: it is)."""
     if cfg.writepage == "kfs":
         return KFS
-    if cfg.enomem and any(th.proc >= 0 for th in cfg.threads):
-        return ENOMEM_USER
-    if _may_segfault(cfg):
-        return SEGV
-    if _unpins_other(cfg):
-        return UNPIN
     for th in cfg.threads:
         for op in th.ops:
             name = op.op
@@ -775,9 +721,6 @@ _LOCKED_CAS = ("the CAS runs under pm_lock on a word read with refcount 0 (and, 
                "failing branch is the C's retry, kept for soundness")
 _P3_PRESENT = ("pass 3 meets only PTEs pass 2 made not present: P is marked, so no fault "
                "maps it again before pass 3 in a VMR the passes visit")
-_P2_PRESENT = ("munmap's pass 2 zeroes only PTEs its pass 1 made not present (after "
-               "isolate_vmrs no fault finds the VMR); a present PTE is zeroed only by the "
-               "teardown's __vmr_free_pgs, which the refinement suite leaves out")
 _NP_AT_FAULT = ("no fault meets a not-present PTE naming P: the remover's pass 2 leaves one "
                 "only until its pass 3 zeroes it, holding pm_lock throughout with P marked and "
                 "the slot's removal flag set, so no fault gets a reference to P in between (a "
@@ -785,8 +728,9 @@ _NP_AT_FAULT = ("no fault meets a not-present PTE naming P: the remover's pass 2
                 "VMR whose munmap holds vmr_lock until its pass 2 zeroes it, and a fault "
                 "writes its PTE under vmr_lock after finding the VMR again")
 _PINNED_NEWER = ("on fixed the passes skip, of the VMRs mapping i, only MAP_LOCKED ones, and "
-                 "such a VMR pins i for every run of the suite (none is linked or unlinked "
-                 "during one): P is never marked, so never written back, and its data, newer "
+                 "such a VMR pins i while it maps P (the one unpinning, another VMR's "
+                 "unlink, other_unlink, is allowed on fixed only when no skipped PTE names "
+                 "P): P is never marked, so never written back, and its data, newer "
                  "since the store that set PTE_D in the locked VMR's PTE, stays newer; a "
                  "second store through that PTE changes nothing the proofs track (it stutters)")
 UNEXERCISED: dict[tuple[str, str, int], str] = {
@@ -798,7 +742,6 @@ UNEXERCISED: dict[tuple[str, str, int], str] = {
     ("seed", "rm_wait_x", 1): _NO_WAIT,
     **{(v, n, 1): _LOCKED_CAS for v in ("seed", "fixed") for n in ("rm_mark_cas", "rm_final_cas")},
     **{(v, "rm_p3_other", k): _P3_PRESENT for v in ("seed", "fixed") for k in (0, 1)},
-    **{(v, "mu_p2_other", k): _P2_PRESENT for v in ("seed", "fixed") for k in (0, 1, 4, 5)},
     **{(v, "fault_install_other", k): _NP_AT_FAULT for v in ("seed", "fixed")
        for k in (2, 3, 4, 5)},
     ("fixed", "other_store_present", 4): _PINNED_NEWER,
@@ -807,21 +750,7 @@ UNEXERCISED: dict[tuple[str, str, int], str] = {
 #: (variant, step, alternative) a concrete run could realise but no scenario of the
 #: refinement suite does yet, and what it would need.  While any is listed the coverage
 #: row is ``incomplete`` (expected so); one realised after all must leave the list.
-_UNPIN_GAP = ("munmap of a MAP_LOCKED VMR during a removal run (munmap-locked-beside-mapping "
-              "realises it, but its unlink unpins i, which the proved system has no step for: "
-              "out of the suite until it has)")
-_SEGV_STORE = ("a store between munmap's pass-1 load and store of another PTE comes from a "
-               "thread of the unmapping process through that VMR, which may then fault after "
-               "the munmap (SIGSEGV, teardown): out of the suite until the teardown is "
-               "(refine-f1-munmap-race-other has the store, class a, for the finding search)")
-UNCOVERED: dict[tuple[str, str, int], str] = {
-    ("fixed", "mu_p1_other", 2): _UNPIN_GAP,
-    ("fixed", "mu_p1_other", 3): _UNPIN_GAP,
-    ("fixed", "mu_p2_other", 6): _UNPIN_GAP,
-    ("fixed", "mu_p2_other", 7): _UNPIN_GAP,
-    ("seed", "mu_p1_other", 2): _SEGV_STORE,
-    ("seed", "mu_p1_other", 5): _SEGV_STORE,
-}
+UNCOVERED: dict[tuple[str, str, int], str] = {}
 
 #: findings.EXPECTED entries (invariant, step) without a concrete realisation, and why.
 #: Searched in the seed runs of the suite, then on fixed-without-FIX in the finding's
@@ -833,12 +762,16 @@ _E_OUTLIVES_X = ("the step changes other PTEs only, so it breaks tlb-dirty-recor
                  "come (tlb-covered); with FIX off the shootdown waits stay on, so X is zeroed "
                  "(pass 3, munmap's pass 2) only after E's core has flushed, and "
                  "fixed-without-FIX has no such state; seed has one only if another core of "
-                 "X's process keeps a dirty E while a thread of it munmaps X's VMR, a thread "
-                 "storing through a VMR being unmapped (a possible SIGSEGV, teardown), which "
-                 "the suite leaves out")
+                 "X's process keeps a dirty E while X's own VMR is unmapped and, at the same "
+                 "time, another munmap's pass 1 or 2 meets a second PTE naming P: no scenario "
+                 "of the suite combines the two (refine-munmap-store-window has the store "
+                 "window alone)")
 UNREALISED: dict[tuple[str, str], str] = {
     ("tlb-dirty-recorded", "mu_p1_other"): _E_OUTLIVES_X,
     ("tlb-dirty-recorded", "mu_p2_other"): _E_OUTLIVES_X,
+    ("passes-visit-every-vmr", "other_unlink"):
+        "needs munmap of a MAP_LOCKED VMR mapping i during the removal's writeback while "
+        "an unlocked VMR that the seed's passes skip maps P",
 }
 
 

@@ -134,6 +134,7 @@ VARS: tuple[Var, ...] = (
     Var("xd", "bool", doc="X has PTE_D"),
     Var("x_linked", "bool", doc="X's VMR is on pm_vmrs"),
     Var("x_alive", "bool", doc="X's VMR is on its process's VMR list"),
+    Var("dead", "bool", doc="X's process is PROC_DYING or PROC_DEAD: no user code runs"),
     Var("x_hasidx", "bool", doc="vmr_has_page_idx(X's VMR, index) (this run)"),
     Var("x_vis", "bool", doc="the remover's passes visit X's VMR (this run)"),
     Var("x_v2", "bool", doc="pass 2 has visited X"),

@@ -70,14 +70,16 @@ def fault_install_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) 
 
 @step("tlb_fill_read", ["user_access.try"])
 def tlb_fill_read(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A load misses, walks present X: E is filled with X's dirty bit."""
-    return [Alt(And(Not(pre["e"]), pre["xn"], pre["xp"]), {"e": True, "ed": pre["xd"]})]
+    """A load misses, walks present X: E is filled with X's dirty bit (a user access:
+    not once X's process is dying)."""
+    return [Alt(And(Not(pre["e"]), Not(pre["dead"]), pre["xn"], pre["xp"]),
+                {"e": True, "ed": pre["xd"]})]
 
 
 @step("tlb_fill_write", ["user_access.try"])
 def tlb_fill_write(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """A store misses, walks present writable X: sets PTE_D, fills E dirty, stores."""
-    return [Alt(And(Not(pre["e"]), pre["xn"], pre["xp"], pre["x_w"]),
+    return [Alt(And(Not(pre["e"]), Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_w"]),
                 {"e": True, "ed": True, "xd": True, "newer": True})]
 
 
@@ -107,12 +109,19 @@ def tlb_flush(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
     return [Alt(pre["ep"], {"e": False, "ed": False, "ep": False})]
 
 
-@step("tlb_exit", ["dispatch (the core's last thread returns, or its SCP blocks)",
-                   "proc_destroy.kill (the process dies: its cores leave its address space)"])
+@step("tlb_exit", ["dispatch (the core's last thread returns, or its SCP blocks)"])
 def tlb_exit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """E's core leaves the address space, TLB emptied: its last thread finished, its
-    SCP blocked (PROC_WAITING), or the process was killed (proc_destroy)."""
+    """E's core leaves the address space, TLB emptied: its last thread finished, or its
+    SCP blocked (PROC_WAITING)."""
     return [Alt(True, {"e": False, "ed": False, "ep": False})]
+
+
+@step("x_kill", ["proc_destroy.kill (X's process)"])
+def x_kill(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """proc_destroy(X's process): PROC_DYING, __death to its cores, which never run its
+    user code again (their TLBs go, pending flushes with them).  Its threads in the
+    kernel finish their kernel paths; __proc_free tears the address space down after."""
+    return [Alt(Not(pre["dead"]), {"dead": True, "e": False, "ed": False, "ep": False})]
 
 
 def shoot_e(sys: System, pre: dict[str, Any], post: dict[str, Any],
@@ -148,7 +157,9 @@ def shootdown_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> l
 def other_store_present(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """Another entry stores through a present PTE naming P: that PTE gets PTE_D."""
     g = And(pre["live"], pre["upd"])
-    out = [Alt(And(g, pre["xn"], pre["xp"], pre["x_w"]), {"xd": True, "newer": True})]
+    # through X: another core of X's process, which runs no user code once it is dying
+    out = [Alt(And(g, Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_w"]),
+               {"xd": True, "newer": True})]
     for c in "ab":
         out.append(plus(move(pre, f"{c}_pc", f"{c}_pd"), g, newer=True))
         out.append(plus(move(pre, f"{c}_pd", f"{c}_pd"), g, newer=True))
@@ -170,6 +181,15 @@ def other_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) ->
 def mu_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now."""
     return [Alt(pre["mu"] == Mu.NONE, {"mu": Mu.P1, "mu_need": False})]
+
+
+@step("td_start", ["unmap_and_destroy_vmrs.lock_vmr"])
+def td_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """__proc_free of X's dying process, every other thread of it stopped:
+    unmap_and_destroy_vmrs takes vmr_lock and runs __vmr_free_pgs over every VMR --
+    the teardown enters munmap's pass 2 on X's VMR with no pass 1 and no shootdown
+    (no user code runs, its TLBs went with proc_destroy), so X may still be present."""
+    return [Alt(And(pre["dead"], pre["mu"] == Mu.NONE, pre["x_alive"]), {"mu": Mu.P2})]
 
 
 @step("mu_p1_x", ["munmap.p1_read"])
@@ -246,9 +266,12 @@ def mu_p2_zero_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
     return [Alt(pre["mu"] == Mu.P2R, ch)]
 
 
-@step("mu_unlock_pte", ["munmap.unlock_pte2"])
+@step("mu_unlock_pte", ["munmap.unlock_pte2",
+                        "unmap_and_destroy_vmrs.unlock_pte (X's VMR first on the list)",
+                        "unmap_and_destroy_vmrs.destroyed (next: X's VMR)"])
 def mu_unlock_pte(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """spin_unlock(&p->pte_lock); destroy_vmr -> pm_remove_vmr."""
+    """spin_unlock(&p->pte_lock); destroy_vmr -> pm_remove_vmr (the teardown: after
+    __vmr_free_pgs over every VMR, destroy_vmr of each in turn, X's now)."""
     return [Alt(pre["mu"] == Mu.P2D, {"mu": Mu.UL})]
 
 
@@ -268,6 +291,20 @@ def mu_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Al
                     z3.Implies(Not(pre["x_locked"]), post["pinned"] == pre["pinned"]), keeps),
                 {"x_linked": False, "x_vis": False, "pinned": FREE, "lock": Lock.FREE,
                  "mu": Mu.DEAD})]
+
+
+@step("other_unlink", ["pm_remove_vmr.unlink (munmap of another VMR, MAP_LOCKED)"])
+def other_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """TAILQ_REMOVE of another, MAP_LOCKED VMR mapping i; spin_unlock(&pm->pm_lock).
+    Between the remover's dirty loop and its relock (pm_lock dropped for writepage)
+    the run's pin of i lapses with the last locked VMR that maps i; X's VMR, locked
+    and linked, would still pin it.  The unlinked VMR's PTEs are zeroed already, so
+    with removal-vmr-overlap (the passes skip only locked VMRs) no skipped PTE names
+    P any more; with the seed's rule a VMR not mapping ``index`` may (F3)."""
+    keeps = Or(z3.BoolVal(not sys.fix("removal-vmr-overlap")), others_total(pre, "b") == 0)
+    return [Alt(And(pre["lock"] == Lock.OTHER, Not(pre["oins"]), pre["removed"] == 0,
+                    pre["pinned"], Not(And(pre["x_locked"], pre["x_linked"])), keeps),
+                {"pinned": False, "lock": Lock.FREE})]
 
 
 @step("mu_end", ["destroy_vmr.free"])
