@@ -174,20 +174,25 @@ def test_write_values_are_fresh() -> None:
     assert min(values) > 0
 
 
-def _gate() -> object:
-    """tools/mutation_gate.py (a script, not a package module)."""
+def _script(name: str, file: str) -> object:
+    """A script of tools/ (not a package module), loaded once as module `name`."""
     import importlib.util
     import sys
 
-    if "mutation_gate" in sys.modules:
-        return sys.modules["mutation_gate"]
-    path = Path(__file__).resolve().parents[1] / "tools" / "mutation_gate.py"
-    spec = importlib.util.spec_from_file_location("mutation_gate", path)
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "tools" / file
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["mutation_gate"] = module  # dataclasses look their module up
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def _gate() -> object:
+    """tools/mutation_gate.py."""
+    return _script("mutation_gate", "mutation_gate.py")
 
 
 GATE_SOURCE = '''\
@@ -229,19 +234,8 @@ def test_gate_runs_the_checks_that_enter_the_mutated_function() -> None:
 
 
 def _mutate() -> object:
-    """tools/mutate.py (a script, not a package module)."""
-    import importlib.util
-    import sys
-
-    if "mutate_tool" in sys.modules:
-        return sys.modules["mutate_tool"]
-    path = Path(__file__).resolve().parents[1] / "tools" / "mutate.py"
-    spec = importlib.util.spec_from_file_location("mutate_tool", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mutate_tool"] = module
-    spec.loader.exec_module(module)
-    return module
+    """tools/mutate.py."""
+    return _script("mutate_tool", "mutate.py")
 
 
 KEYED_SOURCE = '''\
