@@ -380,6 +380,8 @@ FINDING_SCENARIOS = {
         ("passes-visit-every-vmr", "fault_install_other"),
     (refinement.EXTRA / "refine-f3-unlink-locked.toml", "removal-vmr-overlap"):
         ("passes-visit-every-vmr", "mu_unlink"),
+    (refinement.EXTRA / "refine-f3-other-unlink.toml", "removal-vmr-overlap"):
+        ("passes-visit-every-vmr", "other_unlink"),
     (refinement.EXTRA / "refine-f1-munmap-race-other.toml", "atomic-pte-update"):
         ("dirty-recorded", "mu_p1_other"),
 }

@@ -769,13 +769,6 @@ _E_OUTLIVES_X = ("the step changes other PTEs only, so it breaks tlb-dirty-recor
 UNREALISED: dict[tuple[str, str], str] = {
     ("tlb-dirty-recorded", "mu_p1_other"): _E_OUTLIVES_X,
     ("tlb-dirty-recorded", "mu_p2_other"): _E_OUTLIVES_X,
-    ("passes-visit-every-vmr", "other_unlink"):
-        "needs munmap of a MAP_LOCKED VMR mapping i during the removal's writeback while "
-        "an unlocked VMR that the seed's passes skip maps P; a first scenario with exactly "
-        "these (a file write making page 0 dirty so the remover drops pm_lock, a locked "
-        "VMR of page 1 or of [0, 2) unmapped, a prefaulted VMR of page 1 alone) breaks "
-        "no-use-after-free on fixed-without-removal-vmr-overlap but does not realise this "
-        "step: what else the abstract state needs there is not yet known",
 }
 
 
