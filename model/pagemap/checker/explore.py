@@ -72,6 +72,32 @@ def contract_message(e: icontract.ViolationError) -> str:
     return f"{what} ({where})" if what else where
 
 
+class SearchTree:
+    """The states stored so far, numbered in the order found, each with its parent's
+    number, the actor that reached it (thread, or -(t + 1) for a flush on t's core) and
+    its depth: what a shortest trace is read back from.  The single-process and the
+    parallel search fill it the same way, so they number the states alike."""
+
+    __slots__ = ("actor", "depth", "index", "keys", "parent")
+
+    def __init__(self, key0: bytes) -> None:
+        self.index: dict[bytes, int] = {key0: 0}
+        self.keys: list[bytes] = [key0]
+        self.parent = array("q", [-1])
+        self.actor = array("h", [0])
+        self.depth = array("i", [0])
+
+    def add(self, k: bytes, head: int, code: int) -> int:
+        """Store the new state ``k`` reached from state ``head`` by ``code``; its number."""
+        n = len(self.keys)
+        self.index[k] = n
+        self.keys.append(k)
+        self.parent.append(head)
+        self.actor.append(code)
+        self.depth.append(self.depth[head] + 1)
+        return n
+
+
 class Explorer:
     def __init__(
         self,
@@ -276,11 +302,9 @@ class Explorer:
         store = StateStore(layout)
         init = initial_state(layout)
         key0 = store.key(init)
-        index: dict[bytes, int] = {key0: 0}
-        keys: list[bytes] = [key0]
-        parent = array("q", [-1])
-        actor = array("h", [0])  # thread, or -(t + 1) for a flush on t's core
-        depth = array("i", [0])
+        tree = SearchTree(key0)
+        index, keys, parent, actor, depth = (tree.index, tree.keys, tree.parent, tree.actor,
+                                             tree.depth)
         transitions = 0
         last_report = start
         head = 0
@@ -302,12 +326,7 @@ class Explorer:
 
         def admit(k: bytes, code: int, nxt: tuple[int, ...]) -> Outcome | None:
             """Store a new state reached from ``head`` by ``code``; its violation, if any."""
-            n = len(keys)
-            index[k] = n
-            keys.append(k)
-            parent.append(head)
-            actor.append(code)
-            depth.append(depth[head] + 1)
+            n = tree.add(k, head, code)
             bad = check_state(layout, nxt)
             return None if bad is None else outcome(
                 "violation", invariant=bad.invariant, message=bad.message, path=path(n))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 import time
-from array import array
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
@@ -97,18 +96,15 @@ def _serve(ex: Explorer, conn: Connection) -> None:
 def search(ex: Explorer, workers: int, max_states: int | None, max_seconds: float | None,
            progress: bool) -> Outcome:
     """``Explorer.explore`` with the expansion on ``workers`` processes."""
-    from pagemap.checker.explore import Outcome
+    from pagemap.checker.explore import Outcome, SearchTree
 
     start = time.monotonic()
     layout = ex.layout
     store = StateStore(layout)
     init = initial_state(layout)
     key0 = store.key(init)
-    index: dict[bytes, int] = {key0: 0}
-    keys: list[bytes] = [key0]
-    parent = array("q", [-1])
-    actor = array("h", [0])
-    depth = array("i", [0])
+    tree = SearchTree(key0)
+    index, keys, parent, actor, depth = tree.index, tree.keys, tree.parent, tree.actor, tree.depth
     transitions = 0
     ex._search = (store, keys, depth)
 
@@ -182,12 +178,7 @@ def search(ex: Explorer, workers: int, max_states: int | None, max_seconds: floa
                             "state as it was: it can go on forever without help",
                             path=path(head), final=(None, ex.move(s, code)))
                     if k not in index:
-                        m = len(keys)
-                        index[k] = m
-                        keys.append(k)
-                        parent.append(head)
-                        actor.append(code)
-                        depth.append(depth[head] + 1)
+                        m = tree.add(k, head, code)
                         if bad is not None:
                             return outcome("violation", invariant=bad[0], message=bad[1],
                                            path=path(m))
