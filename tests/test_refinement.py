@@ -386,6 +386,10 @@ FINDING_SCENARIOS = {
         ("passes-visit-every-vmr", "other_unlink"),
     (refinement.EXTRA / "refine-f1-munmap-race-other.toml", "atomic-pte-update"):
         ("dirty-recorded", "mu_p1_other"),
+    (refinement.SCENARIOS / "finding-kfs-writeback.toml", "removal-writeback-error"):
+        ("dirty-recorded", "rm_writepage"),
+    (refinement.SCENARIOS / "kfs-mapped-writer.toml", "removal-writeback-error"):
+        ("dirty-loop-post", "rm_writepage"),
 }
 
 
