@@ -442,3 +442,33 @@ def test_a_writepage_that_cannot_fail_is_caught() -> None:
     refinement.check_scenario(checker, KFS_SCENARIOS[0], "fixed")
     assert any("pm_remove_contig.writepage" in f and "no symbolic step" in f
                and "rmf: True -> False" in f for f in rep.failures), rep.failures[:3]
+
+
+def test_refine_kfs_kept_flag_meets_the_kept_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """refine-kfs-kept-flag on fixed reaches what kept_flag allows: the slot's removal
+    flag without PG_REMOVAL between the removes, the second remove's mark CAS on that
+    word, and the lookup's CAS about to clear it."""
+    from pagemap.slot import slot_check_removal
+    from pagemap.word import int_word
+
+    from proofs.removal.state import Find, Rm
+
+    seen: set[str] = set()
+    abstract = refinement.abstract
+
+    def spy(*args: Any, **kw: Any) -> dict[str, Any]:
+        a = abstract(*args, **kw)
+        if a["kfs"] and not a["rmf"] and slot_check_removal(int_word(64), a["slot"]):
+            if a["rm"] == Rm.IDLE:
+                seen.add("idle")
+            if a["rm"] == Rm.MCAS:
+                seen.add("mark_cas")
+            if a["fpc"] == Find.CAS:
+                seen.add("find_cas")
+        return a
+
+    monkeypatch.setattr(refinement, "abstract", spy)
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), KFS_SCENARIOS[2], "fixed")
+    assert not rep.failures, rep.failures[:3]
+    assert seen == {"idle", "mark_cas", "find_cas"}
