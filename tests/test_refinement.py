@@ -325,6 +325,8 @@ def test_scenarios_out_of_scope_have_reasons() -> None:
     kept = {p.stem for p in refinement.all_scenarios()}
     assert {"munmap-vs-remove", "scp-sleeps-while-removed", "blocking-readpage",
             "finding-fileio-enomem"} <= kept
+    # KFS's failing writepage (F8) is modelled: its scenarios are in the suite
+    assert {"finding-kfs-writeback", "kfs-mapped-writer", "refine-kfs-kept-flag"} <= kept
 
 
 def test_void_alternatives_are_left_out_of_coverage() -> None:
@@ -384,6 +386,10 @@ FINDING_SCENARIOS = {
         ("passes-visit-every-vmr", "other_unlink"),
     (refinement.EXTRA / "refine-f1-munmap-race-other.toml", "atomic-pte-update"):
         ("dirty-recorded", "mu_p1_other"),
+    (refinement.SCENARIOS / "finding-kfs-writeback.toml", "removal-writeback-error"):
+        ("dirty-recorded", "rm_writepage"),
+    (refinement.SCENARIOS / "kfs-mapped-writer.toml", "removal-writeback-error"):
+        ("dirty-loop-post", "rm_writepage"),
 }
 
 
@@ -402,3 +408,67 @@ def test_a_finding_scenario_realises_its_counterexample(path: Path, fix: str) ->
         checker.wanted = wanted
         refinement.check_scenario(checker, path, variant)
         assert (wanted[0][0] in rep.realised) == realised, (variant, rep.realised)
+
+
+KFS_SCENARIOS = (refinement.SCENARIOS / "finding-kfs-writeback.toml",
+                 refinement.SCENARIOS / "kfs-mapped-writer.toml",
+                 refinement.EXTRA / "refine-kfs-kept-flag.toml")
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed"])
+def test_kfs_writepage_refines_its_failure_alternative(variant: str) -> None:
+    """KFS's writepage returns -1: every such transition is rm_writepage's failure
+    alternative (1), never the writing one (0); on fixed the page stays dirty in the page
+    map with the slot's removal flag kept, and every invariant holds on every state."""
+    rep = refinement.Report()
+    checker = refinement.Checker(rep)
+    for path in KFS_SCENARIOS:
+        refinement.check_scenario(checker, path, variant)
+    assert not rep.failures, rep.failures[:3]
+    assert all(run[-1] for run in rep.per_run)  # exhaustive
+    assert (variant, "rm_writepage", 1) in rep.hit
+    assert (variant, "rm_writepage", 0) not in rep.hit
+    assert rep.matched["rm_writepage"] > 0
+
+
+def test_a_writepage_that_cannot_fail_is_caught() -> None:
+    """rm_writepage without its failure alternative: KFS's writepage has no symbolic step
+    (on fixed the page regains PG_DIRTY and loses PG_REMOVAL, which writing never does)."""
+    def writes(sys, pre, post):  # type: ignore[no-untyped-def]
+        return steps_remover.rm_writepage(sys, pre, post)[:1]
+
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, replace={"rm_writepage": writes})
+    refinement.check_scenario(checker, KFS_SCENARIOS[0], "fixed")
+    assert any("pm_remove_contig.writepage" in f and "no symbolic step" in f
+               and "rmf: True -> False" in f for f in rep.failures), rep.failures[:3]
+
+
+def test_refine_kfs_kept_flag_meets_the_kept_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """refine-kfs-kept-flag on fixed reaches what kept_flag allows: the slot's removal
+    flag without PG_REMOVAL between the removes, the second remove's mark CAS on that
+    word, and the lookup's CAS about to clear it."""
+    from pagemap.slot import slot_check_removal
+    from pagemap.word import int_word
+
+    from proofs.removal.state import Find, Rm
+
+    seen: set[str] = set()
+    abstract = refinement.abstract
+
+    def spy(*args: Any, **kw: Any) -> dict[str, Any]:
+        a = abstract(*args, **kw)
+        if a["kfs"] and not a["rmf"] and slot_check_removal(int_word(64), a["slot"]):
+            if a["rm"] == Rm.IDLE:
+                seen.add("idle")
+            if a["rm"] == Rm.MCAS:
+                seen.add("mark_cas")
+            if a["fpc"] == Find.CAS:
+                seen.add("find_cas")
+        return a
+
+    monkeypatch.setattr(refinement, "abstract", spy)
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), KFS_SCENARIOS[2], "fixed")
+    assert not rep.failures, rep.failures[:3]
+    assert seen == {"idle", "mark_cas", "find_cas"}

@@ -28,7 +28,8 @@ from proofs.z3kit import COUNTEREXAMPLE, PROVED
 
 FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
                   "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
-                  "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6"}
+                  "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6",
+                  "removal-writeback-error": "F8"}
 
 
 def test_findings_agree_with_the_checker() -> None:
@@ -314,3 +315,38 @@ def test_teardown_steps_are_needed_and_gated() -> None:
 
     assert not _breaks("fixed", "tlb_fill_write", tlb_fill_write, "aux/tlb")
     assert _breaks("fixed", "tlb_fill_write", ungated, "aux/tlb")
+
+
+def test_failed_writeback_fix_needs_both_flags() -> None:
+    """removal-writeback-error after KFS's failing writepage: PG_DIRTY back and PG_REMOVAL
+    cleared.  Forgetting either breaks an invariant on fixed; the step as written keeps
+    them all (the fixed proofs), and the write that succeeds is unaffected."""
+    from proofs.removal.steps_remover import rm_writepage
+
+    def failing_without(flag: str):  # type: ignore[no-untyped-def]
+        def build(sys, pre, post):  # type: ignore[no-untyped-def]
+            ok, failed = rm_writepage(sys, pre, post)
+            return [ok, system_module.Alt(failed.guard,
+                                          {k: v for k, v in failed.changes.items() if k != flag})]
+        return build
+
+    for inv in ("dirty-recorded", "dirty-loop-post", "aux/mark"):
+        assert not _breaks("fixed", "rm_writepage", rm_writepage, inv)
+    assert _breaks("fixed", "rm_writepage", failing_without("dirty"), "dirty-recorded")
+    assert _breaks("fixed", "rm_writepage", failing_without("rmf"), "dirty-loop-post")
+
+
+def test_kept_removal_flag_needs_the_weaker_mark_invariant(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slot keeps its removal flag after a failed writeback (fixed): with the old mark
+    invariant (the flag implies PG_REMOVAL in this run) the fixed writepage breaks
+    aux/mark; the weakening applies only with the fix (seed and fixed-without keep the
+    old invariant)."""
+    from proofs.removal import invariants
+
+    for variant in ("seed", "fixed-without-removal-writeback-error"):
+        sys = System(variant, 64)
+        assert z3.is_false(z3.simplify(invariants.kept_flag(sys, st.make(64))))
+    monkeypatch.setattr(invariants, "kept_flag", lambda sys, s: z3.BoolVal(False))
+    from proofs.removal.steps_remover import rm_writepage
+    assert _breaks("fixed", "rm_writepage", rm_writepage, "aux/mark")

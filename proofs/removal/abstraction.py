@@ -515,6 +515,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a: dict[str, Any] = {
         "null": PAGE2PPN_NULL[bits] & ((1 << bits) - 1),
         "sync": cfg.shootdown == "sync", "enomem": cfg.enomem,
+        "kfs": cfg.writepage == "kfs",
         "scp": f.v is not None and cfg.processes[f.proc(layout)].mode == "scp",
         "slot": m.slot(i), "ppn": page or 0, "live": live,
         "upd": bool(flags & PG_UPTODATE), "rmf": bool(flags & PG_REMOVAL),

@@ -26,7 +26,7 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6
+    finding: str  # F1..F6, F8
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
@@ -64,6 +64,10 @@ def _new_in_skipped(sys: System, a: S, b: S) -> Any:
     return And(others_total(b, "b") > others_total(a, "b"), Not(a["pinned"]))
 
 
+def _write_failed(sys: System, a: S, b: S) -> Any:
+    return And(a["kfs"], a["newer"], Not(b["dirty"]))
+
+
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
     return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
 
@@ -74,6 +78,7 @@ F3 = ("removal-vmr-overlap", "F3")
 F4 = ("munmap-fold-dirty", "F4")
 F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
+F8 = ("removal-writeback-error", "F8")
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
@@ -128,6 +133,11 @@ EXPECTED: tuple[Expected, ...] = (
                "another not-present PTE with PTE_D is zeroed, PG_DIRTY clear",
                "munmap pass 2 on another PTE: " + _D4)
       for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F8, inv, "rm_writepage", _write_failed,
+               "KFS's writepage fails on P with newer data; PG_DIRTY stays clear",
+               "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
+               "PG_DIRTY cleared, and the final loop frees the data the store never got")
+      for inv in ("dirty-recorded", "dirty-loop-post")),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "

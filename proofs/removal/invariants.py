@@ -95,6 +95,14 @@ def marked(sys: System, s: S) -> Any:
     return And(s["rmf"], sys.removal(s["slot"]), Not(window(s)))
 
 
+def kept_flag(sys: System, s: S) -> Any:
+    """The slot may carry a removal flag that PG_REMOVAL no longer follows: with
+    removal-writeback-error, a failed writepage (``kfs``) clears PG_REMOVAL and leaves
+    the slot's flag (count 0) for a later lookup to clear.  False on every other
+    variant and file system, where the flag implies PG_REMOVAL as before."""
+    return And(z3.BoolVal(sys.fix("removal-writeback-error")), s["kfs"], Not(s["rmf"]))
+
+
 POST_P3 = Rm.DIRTY + (Rm.WB, Rm.FL, Rm.FCAS)
 POST_WAIT = Rm.PASS3 + POST_P3
 
@@ -308,14 +316,15 @@ def aux_mark(sys: System, s: S) -> Any:
     w, old = s["slot"], s["rm_old"]
     return And(
         Implies(is_in(s["rm"], (Rm.IDLE, Rm.LOCK, Rm.MARK, Rm.MCAS)),
-                And(Not(s["rmf"]), Not(sys.removal(w)))),
+                And(Not(s["rmf"]), Or(Not(sys.removal(w)), kept_flag(sys, s)))),
         Implies(s["rm"] == Rm.MCAS,
-                And(w == old, s["live"], sys.count(old) == 0, Not(sys.removal(old)))),
+                And(w == old, s["live"], sys.count(old) == 0,
+                    Or(Not(sys.removal(old)), kept_flag(sys, s)))),
         Implies(s["rm"] == Rm.MPAGE, And(sys.removal(w), Not(s["rmf"]), s["live"])),
         Implies(Not(is_in(s["rm"], (Rm.MCAS, Rm.MPAGE, Rm.FCAS, Rm.FUM) + Rm.WINDOW)),
                 old == sys.c(0)),
         Implies(And(sys.removal(w), Not(window(s))),
-                Or(s["rm"] == Rm.MPAGE,
+                Or(s["rm"] == Rm.MPAGE, kept_flag(sys, s),
                    And(s["rmf"], is_in(s["rm"], Rm.PASS2 + POST_WAIT)))),
         Implies(s["rmf"], is_in(s["rm"], Rm.PASS2 + POST_WAIT + (Rm.FUM, Rm.FZERO))),
         Implies(is_in(s["rm"], Rm.PASS2 + Rm.PASS3), s["rmf"] == marked(sys, s)),
@@ -345,7 +354,8 @@ def aux_run(sys: System, s: S) -> Any:
         Implies(Not(run), And(Not(s["pinned"]), Not(s["x_hasidx"]), Not(s["x_vis"]),
                               others_total(s, "b") == 0)),
         Implies(And(run, s["x_locked"], s["x_linked"]), s["pinned"]),
-        Implies(And(run, s["pinned"]), And(Not(s["rmf"]), Not(sys.removal(s["slot"])))),
+        Implies(And(run, s["pinned"]),
+                And(Not(s["rmf"]), Or(Not(sys.removal(s["slot"])), kept_flag(sys, s)))),
         Implies(s["x_v2"], And(is_in(s["rm"], Rm.PASS2), s["x_vis"])),
         Implies(s["x_sent"], s["x_v2"]),
         Implies(s["x_v3"], And(is_in(s["rm"], Rm.PASS3), s["x_vis"])),
@@ -467,10 +477,11 @@ def aux_others(sys: System, s: S) -> Any:
 
 @inv("aux/writeback")
 def aux_writeback(sys: System, s: S) -> Any:
-    """ptr_store holds P only from the dirty loop's push to writepage; dl_before only
-    while writing back.  (dirty-loop-post, writeback-post)"""
+    """ptr_store holds P only from the dirty loop's push to writepage, and P is up to
+    date then; dl_before only while writing back.  (dirty-loop-post, writeback-post,
+    aux/holders across a failed writepage)"""
     return And(
-        Implies(s["wb"], And(s["live"], is_in(s["rm"], (Rm.DCL, Rm.DDONE, Rm.WB)))),
+        Implies(s["wb"], And(s["live"], s["upd"], is_in(s["rm"], (Rm.DCL, Rm.DDONE, Rm.WB)))),
         Implies(s["dl_before"], s["rm"] == Rm.WB),
         Implies(And(s["rm"] == Rm.WB, s["dl_before"]), Not(s["wb"])),
         Implies(is_in(s["rm"], (Rm.DL, Rm.DRC, Rm.DT, Rm.DUM)), Not(s["wb"])),

@@ -569,16 +569,8 @@ OUT_OF_SCOPE_OPS: dict[str, str] = {
 }
 
 
-#: Kernel context of a run that the proved system does not model, and why.
-KFS = ("[filesystem] writepage = kfs: writepage fails (F8); the fix puts PG_DIRTY back and "
-       "clears PG_REMOVAL while the slot keeps its removal flag, a state the proved mark "
-       "invariant excludes: the writeback phase needs a failure outcome first")
-
-
 def out_of_scope(cfg: Config) -> str | None:
     """Why a scenario is not in the refinement suite (None: it is)."""
-    if cfg.writepage == "kfs":
-        return KFS
     for th in cfg.threads:
         for op in th.ops:
             name = op.op

@@ -101,6 +101,8 @@ VARS: tuple[Var, ...] = (
     Var("x_locked", "bool", const=True, doc="X's VMR is MAP_LOCKED"),
     Var("scp", "bool", const=True, doc="X's process is an SCP (PROC_RUNNING_S when it runs)"),
     Var("enomem", "bool", const=True, doc="allocations may fail ([faults] enomem)"),
+    Var("kfs", "bool", const=True,
+        doc="the file system's writepage fails and writes nothing ([filesystem] writepage = kfs)"),
     # the slot and its page
     Var("slot", "bv", doc="the slot word of index i"),
     Var("ppn", "bv", doc="P's page number (0 when there is no page)"),

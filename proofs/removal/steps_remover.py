@@ -312,8 +312,17 @@ def rm_dirty_unlock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> l
 
 @step("rm_writepage", ["pm_remove_contig.writepage"])
 def rm_writepage(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """pm->pm_op->writepage(pm, P): the store gets P's data."""
-    return [Alt(And(pre["rm"] == Rm.WB, pre["wb"]), {"wb": False, "newer": False})]
+    """pm->pm_op->writepage(pm, P): the store gets P's data -- or, with KFS's writepage
+    (``kfs``: it returns -1 and writes nothing), it does not.  The seed ignores the
+    return value (P stays marked, PG_DIRTY clear: F8); removal-writeback-error sets
+    PG_DIRTY again and clears PG_REMOVAL, so the final loop keeps P, while the slot
+    keeps its removal flag (count 0) until a lookup clears it."""
+    at = And(pre["rm"] == Rm.WB, pre["wb"])
+    failed: dict[str, Any] = {"wb": False}
+    if sys.fix("removal-writeback-error"):
+        failed.update({"dirty": True, "rmf": False})
+    return [Alt(And(at, Not(pre["kfs"])), {"wb": False, "newer": False}),
+            Alt(And(at, pre["kfs"]), failed)]
 
 
 @step("rm_relock", ["pm_remove_contig.relock"])
