@@ -31,7 +31,8 @@ def _vmr(name: str, file_page: int, flag: str = "shared") -> dict[str, Any]:
 def _drive(m: Machine, tid: int, until: str | None = None) -> list[str]:
     """Run thread ``tid`` alone, step by step, until it is done or reaches step
     ``until``; the steps it ran."""
-    t, ran = m.thread(tid), []
+    t = m.thread(tid)
+    ran: list[str] = []
     stop = None if until is None else m.L.code.pc(until)
     while t["pc"] not in (DONE_PC, stop):
         st = m.L.steps[t["pc"]]
