@@ -303,8 +303,7 @@ class Explorer:
         init = initial_state(layout)
         key0 = store.key(init)
         tree = SearchTree(key0)
-        index, keys, parent, actor, depth = (tree.index, tree.keys, tree.parent, tree.actor,
-                                             tree.depth)
+        index, keys, depth = tree.index, tree.keys, tree.depth
         transitions = 0
         last_report = start
         head = 0
@@ -322,7 +321,7 @@ class Explorer:
             )
 
         def path(n: int) -> list[tuple[tuple[int, ...], Move | None]]:
-            return self._path(store, keys, parent, actor, n)
+            return self._path(store, tree, n)
 
         def admit(k: bytes, code: int, nxt: tuple[int, ...]) -> Outcome | None:
             """Store a new state reached from ``head`` by ``code``; its violation, if any."""
@@ -427,8 +426,9 @@ class Explorer:
                 return t, nxt, k
         return None
 
-    def _path(self, store: StateStore, keys: list[bytes], parent, actor, n: int):
+    def _path(self, store: StateStore, tree: SearchTree, n: int):
         """The shortest path to state n: (state, the move that left it)."""
+        keys, parent, actor = tree.keys, tree.parent, tree.actor
         chain = []
         while n >= 0:
             chain.append(n)

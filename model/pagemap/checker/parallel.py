@@ -104,7 +104,7 @@ def search(ex: Explorer, workers: int, max_states: int | None, max_seconds: floa
     init = initial_state(layout)
     key0 = store.key(init)
     tree = SearchTree(key0)
-    index, keys, parent, actor, depth = tree.index, tree.keys, tree.parent, tree.actor, tree.depth
+    index, keys, depth = tree.index, tree.keys, tree.depth
     transitions = 0
     ex._search = (store, keys, depth)
 
@@ -113,7 +113,7 @@ def search(ex: Explorer, workers: int, max_states: int | None, max_seconds: floa
                        depth[len(depth) - 1], stored_parts=store.part_count(), **kw)
 
     def path(n: int):  # type: ignore[no-untyped-def]
-        return ex._path(store, keys, parent, actor, n)
+        return ex._path(store, tree, n)
 
     v0 = check_state(layout, init)
     if v0 is not None:
