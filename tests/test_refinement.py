@@ -390,6 +390,12 @@ FINDING_SCENARIOS = {
         ("dirty-recorded", "rm_writepage"),
     (refinement.SCENARIOS / "kfs-mapped-writer.toml", "removal-writeback-error"):
         ("dirty-loop-post", "rm_writepage"),
+    (refinement.SCENARIOS / "finding-split-unpublished.toml", "split-vmr-under-pm-lock"):
+        ("aux/x", "split_shrink_x"),
+    (refinement.EXTRA / "refine-split-tlb.toml", "split-vmr-under-pm-lock"):
+        ("tlb-covered", "split_shrink_x"),
+    (refinement.SCENARIOS / "munmap-partial-vs-remove.toml", "removal-vmr-overlap"):
+        ("passes-visit-every-vmr", "split_publish"),
 }
 
 
@@ -472,3 +478,90 @@ def test_refine_kfs_kept_flag_meets_the_kept_flag(monkeypatch: pytest.MonkeyPatc
     refinement.check_scenario(refinement.Checker(rep), KFS_SCENARIOS[2], "fixed")
     assert not rep.failures, rep.failures[:3]
     assert seen == {"idle", "mark_cas", "find_cas"}
+
+
+# -- split_vmr: partial munmap (F10) ------------------------------------------------------
+
+SPLIT = ("finding-split-unpublished", "munmap-partial-vs-fault", "munmap-partial-vs-remove")
+
+
+def test_partial_munmap_is_in_the_suite() -> None:
+    """A partial munmap's split_vmr is steps_split's: its scenarios are in the suite; a
+    partial mprotect (a split, then F11's vm_prot change) and mmap (with its merge) stay
+    out, each for its own reason."""
+    kept = {p.stem for p in refinement.all_scenarios()}
+    assert set(SPLIT) | {"refine-split-tlb"} <= kept
+    gone = refinement.excluded()
+    assert gone["mprotect-partial"].startswith("mprotect (partial): ")
+    assert "split_vmr" in gone["mprotect-partial"] and "x_w" in gone["mprotect-partial"]
+    assert gone["mmap-merge-vs-remove"].startswith("mmap: ")
+    assert not any(why.startswith("munmap") for why in gone.values())
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed-without-split-vmr-under-pm-lock", "fixed"])
+def test_f10_is_realised_at_the_shrink_without_the_fix(variant: str) -> None:
+    """F10's counterexamples happen in the model: split_vmr's shrink takes the tail page's
+    VMR off pm_vmrs while X names P (aux/x) and, on seed, while the remover is between
+    reading and writing X (aux/registers).  With the fix there is no shrink outside pm_lock, and the
+    runs refine the proved system with no failure."""
+    wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == "F10"]
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, labels=variant == "fixed")
+    checker.wanted = wanted
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    assert refinement.check_scenario(checker, path, variant)
+    got = {EXPECTED[k].invariant for k in rep.realised}
+    if variant == "fixed":
+        assert not got and not rep.failures, rep.failures[:3]
+    else:
+        # with atomic-pte-update on, the remover's read-modify-write of X is pass 3's
+        # fold, which needs a D bit this scenario never sets
+        assert got == ({"aux/x", "aux/registers"} if variant == "seed" else {"aux/x"}), got
+        assert all("split_vmr.shrink" in w for w in rep.realised.values())
+
+
+def _split_shrinks_unlocked(m: Machine, t: ThreadView) -> object:
+    """split_vmr with the fix, but old->vm_end = va stored at once, outside pm_lock (the
+    publication alone under pm_lock): the model, mutated."""
+    from pagemap import vmrs
+
+    out = mut.unwrap(vmrs.split_new)(m, t)
+    m.set_vf(t["sp_old"] - 1, "end", t["sp_va"])
+    return out
+
+
+def test_a_split_shrinking_outside_pm_lock_is_caught() -> None:
+    """On fixed, a split whose shrink is not in the pm_lock critical section takes the
+    tail's VMR off pm_vmrs: no symbolic step of the fixed system does that."""
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed",
+                              model_replace={"split_vmr.new": _split_shrinks_unlocked})
+    assert any("split_vmr.new" in f and "no symbolic step" in f and "x_linked: True -> False"
+               in f for f in rep.failures), rep.failures[:3]
+
+
+def test_an_abstraction_with_the_declared_geometry_is_caught(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """X's VMR is the record that maps X now: taken as the declared record instead, the
+    tail of a split stays 'linked' on seed while the remover's passes no longer reach
+    it, and the pass ends without having visited X."""
+    from proofs.removal.abstraction import View
+
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    monkeypatch.setattr(View, "xrec", lambda self, f: None if f.v is None else f.rec(self.L))
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "seed")
+    assert any("no symbolic step" in f for f in rep.failures), rep.failures[:3]
+
+
+def test_deleting_split_shrink_x_is_caught() -> None:
+    """split_shrink_x is what seed's split_vmr.shrink does to a tail X: without it the
+    transition has no symbolic counterpart."""
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep,
+                              replace={"split_shrink_x": lambda sys, pre, post: []}),
+                              path, "seed")
+    assert any("split_vmr.shrink" in f and "no symbolic step" in f
+               and "x_linked: True -> False" in f for f in rep.failures), rep.failures[:3]

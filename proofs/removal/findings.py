@@ -17,6 +17,7 @@ from typing import Any
 import z3
 from pagemap.checker.findings import FINDINGS as CHECKER_FINDINGS
 
+from proofs.removal.state import Mu, Rm
 from proofs.removal.system import System, others_dirty, others_total
 
 And, Not = z3.And, z3.Not
@@ -26,7 +27,7 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6, F8
+    finding: str  # F1..F6, F8, F10
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
@@ -68,6 +69,22 @@ def _write_failed(sys: System, a: S, b: S) -> Any:
     return And(a["kfs"], a["newer"], Not(b["dirty"]))
 
 
+def _tail_names_p(sys: System, a: S, b: S) -> Any:
+    return And(a["xn"], a["x_linked"], Not(b["x_linked"]))
+
+
+def _tail_mid_rmw(sys: System, a: S, b: S) -> Any:
+    return And(z3.Or(a["rm"] == Rm.P2W, a["rm"] == Rm.P3D, a["rm"] == Rm.P3Z), Not(b["x_linked"]))
+
+
+def _tail_e_uncovered(sys: System, a: S, b: S) -> Any:
+    return And(a["e"], Not(a["xp"]), a["x_v2"], Not(a["x_sent"]), a["mu"] == Mu.NONE)
+
+
+def _published_unvisited(sys: System, a: S, b: S) -> Any:
+    return And(b["x_linked"], Not(a["x_locked"]), Not(b["x_hasidx"]), Not(b["x_vis"]))
+
+
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
     return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
 
@@ -79,6 +96,7 @@ F4 = ("munmap-fold-dirty", "F4")
 F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
+F10 = ("split-vmr-under-pm-lock", "F10")
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
@@ -138,6 +156,22 @@ EXPECTED: tuple[Expected, ...] = (
                "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
                "PG_DIRTY cleared, and the final loop frees the data the store never got")
       for inv in ("dirty-recorded", "dirty-loop-post")),
+    Expected(*F3, "passes-visit-every-vmr", "split_publish", _published_unvisited,
+             "split_vmr puts X's new VMR on pm_vmrs during a run; it does not map `index`",
+             "with the seed's rule the run's passes would skip the piece a split cuts off "
+             "beyond `index` (after the passes: pm_lock keeps a split out of them)"),
+    Expected(*F10, "aux/x", "split_shrink_x", _tail_names_p,
+             "X in [va, end) names P when old->vm_end = va takes it off pm_vmrs",
+             "split_vmr shrinks the old VMR before pm_add_vmr of the new one: X's VMR is on "
+             "no list the remover reads, so a removal leaves X present and frees P"),
+    Expected(*F10, "aux/registers", "split_shrink_x", _tail_mid_rmw,
+             "the remover is between reading and writing X when X's VMR leaves pm_vmrs",
+             "the shrink needs only vmr_lock: it lands in the middle of a pass over the VMR "
+             "(the walk's range, read before, goes on past the new vm_end)"),
+    Expected(*F10, "tlb-covered", "split_shrink_x", _tail_e_uncovered,
+             "E outlives X's PTE_P, covered only by the remover's pass 2 over X's VMR",
+             "X's VMR leaves pm_vmrs before the remover's shootdown of its process: no one "
+             "owes E's core a flush any more"),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "

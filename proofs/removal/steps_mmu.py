@@ -309,8 +309,11 @@ def other_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
 
 @step("mu_end", ["destroy_vmr.free"])
 def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """destroy_vmr takes the VMR off its process's list and frees it."""
-    return [Alt(pre["mu"] == Mu.DEAD, {"x_alive": False, "mu": Mu.NONE})]
+    """destroy_vmr takes the VMR off its process's list and frees it (its fields are
+    gone: vmr_has_page_idx of X's VMR means nothing any more, steps_split)."""
+    return [Alt(And(pre["mu"] == Mu.DEAD,
+                    z3.Implies(Not(is_in(pre["rm"], Rm.RUN)), Not(post["x_hasidx"]))),
+                {"x_alive": False, "mu": Mu.NONE, "x_hasidx": FREE})]
 
 
 # -- munmap passes over other PTEs naming P -------------------------------------------------------

@@ -156,6 +156,7 @@ def other_free(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[A
 
 @step("other_unlock", ["pm_find_page.unlock (another index)",
                        "pm_insert_page.unlock (another index)",
+                       "pm_insert_page.insert (another index: -EEXIST or -ENOMEM unlock)",
                        "pm_remove_contig.dirty_unlock (a remover not covering i)",
                        "pm_remove_contig.final_unlock (a remover not covering i)",
                        "pm_remove_vmr.unlink (munmap of another VMR)"])
