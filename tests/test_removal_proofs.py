@@ -29,7 +29,7 @@ from proofs.z3kit import COUNTEREXAMPLE, PROVED
 FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
                   "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
                   "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6",
-                  "removal-writeback-error": "F8"}
+                  "removal-writeback-error": "F8", "mmap-foff-first": "F14"}
 
 
 def test_findings_agree_with_the_checker() -> None:

@@ -26,7 +26,7 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6, F8
+    finding: str  # F1..F6, F8, F14
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
@@ -68,6 +68,10 @@ def _write_failed(sys: System, a: S, b: S) -> Any:
     return And(a["kfs"], a["newer"], Not(b["dirty"]))
 
 
+def _linked_unset(sys: System, a: S, b: S) -> Any:
+    return And(Not(a["x_linked"]), b["x_linked"], Not(b["x_foff"]))
+
+
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
     return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
 
@@ -79,6 +83,7 @@ F4 = ("munmap-fold-dirty", "F4")
 F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
+F14 = ("mmap-foff-first", "F14")
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
@@ -138,6 +143,11 @@ EXPECTED: tuple[Expected, ...] = (
                "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
                "PG_DIRTY cleared, and the final loop frees the data the store never got")
       for inv in ("dirty-recorded", "dirty-loop-post")),
+    Expected(*F14, "stable-foff", "mx_link", _linked_unset,
+             "pm_add_vmr links X's VMR with vm_file and vm_foff still 0",
+             "__do_mmap calls pm_add_vmr before it sets vm_file and vm_foff: the VMR is on "
+             "pm_vmrs, where pm_remove_contig reads its offset holding only pm_lock, with the "
+             "offset 0 (the remover's vmr_idx_to_va asserts once set_file changes it)"),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "
