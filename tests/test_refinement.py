@@ -394,8 +394,8 @@ FINDING_SCENARIOS = {
         ("aux/x", "split_shrink_x"),
     (refinement.EXTRA / "refine-split-tlb.toml", "split-vmr-under-pm-lock"):
         ("tlb-covered", "split_shrink_x"),
-    (refinement.SCENARIOS / "munmap-partial-vs-remove.toml", "removal-vmr-overlap"):
-        ("passes-visit-every-vmr", "split_publish"),
+    (refinement.SCENARIOS / "finding-mmap-foff-window.toml", "mmap-foff-first"):
+        ("stable-foff", "mx_link"),
 }
 
 
@@ -494,7 +494,7 @@ def test_partial_munmap_is_in_the_suite() -> None:
     gone = refinement.excluded()
     assert gone["mprotect-partial"].startswith("mprotect (partial): ")
     assert "split_vmr" in gone["mprotect-partial"] and "x_w" in gone["mprotect-partial"]
-    assert gone["mmap-merge-vs-remove"].startswith("mmap: ")
+    assert gone["mmap-merge-vs-remove"].startswith("mmap (merge): ")
     assert not any(why.startswith("munmap") for why in gone.values())
 
 
@@ -565,3 +565,71 @@ def test_deleting_split_shrink_x_is_caught() -> None:
                               path, "seed")
     assert any("split_vmr.shrink" in f and "no symbolic step" in f
                and "x_linked: True -> False" in f for f in rep.failures), rep.failures[:3]
+# -- mmap (F14): the scenarios are in the suite, the window is seen where the C has it ------
+
+MMAP_SCENARIOS = ("finding-mmap-foff-window", "mmap-vs-remove", "mmap-vs-file-write",
+                  "mmap-vs-munmap-vs-remove")
+
+
+def test_mmap_scenarios_are_in_the_suite() -> None:
+    """mmap without merge and without a failing populate is modelled (steps_mmap); the
+    merge and the populate failure (F13) stay out, each with its reason."""
+    kept = {p.stem for p in refinement.all_scenarios()}
+    assert set(MMAP_SCENARIOS) <= kept
+    gone = refinement.excluded()
+    assert gone["mmap-merge-vs-remove"].startswith("mmap (merge)")
+    assert gone["finding-populate-error"].startswith("mmap (populate failure)")
+
+
+def _mmap_run(variant: str, replace: dict[str, Any] | None = None) -> refinement.Report:
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, replace=replace)
+    checker.wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == "F14"]
+    assert refinement.check_scenario(
+        checker, refinement.SCENARIOS / "finding-mmap-foff-window.toml", variant)
+    return rep
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed"])
+def test_mmap_steps_refine_both_orders(variant: str) -> None:
+    """Every step of __do_mmap and pm_add_vmr is mx_create, mx_add_lock, mx_link (and on
+    seed mx_set_file) or stutters; the F14 window is realised on seed only."""
+    rep = _mmap_run(variant)
+    assert not rep.failures, rep.failures[:3]
+    steps = {"mx_create", "mx_add_lock", "mx_link"} | ({"mx_set_file"} if variant == "seed"
+                                                      else set())
+    assert steps <= set(rep.matched) and ("mx_set_file" in rep.matched) == (variant == "seed")
+    assert bool(rep.realised) == (variant == "seed")
+    assert all("pm_add_vmr.link" in w for w in rep.realised.values())
+
+
+def test_an_mmap_create_ignoring_the_order_is_caught() -> None:
+    """mx_create setting vm_foff on every variant (the fix's order, always): on seed the
+    model's create_vmr leaves vm_file 0, and the refinement reports it."""
+    from z3 import And, BoolVal, Not
+
+    from proofs.removal.state import Mu, Mx
+
+    def always_first(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+        g = And(pre["mx"] == Mx.NONE, Not(pre["x_alive"]), pre["mu"] == Mu.NONE)
+        return [Alt(g, {"mx": Mx.CREATED, "x_alive": True, "x_foff": BoolVal(True)})]
+
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep, replace={"mx_create": always_first}),
+                              refinement.SCENARIOS / "finding-mmap-foff-window.toml", "seed")
+    assert any("mmap.create" in f and "no symbolic step" in f for f in rep.failures), \
+        rep.failures[:3]
+
+
+def test_an_abstraction_with_the_declared_foff_misses_f14(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """x_foff must be the VMR record's own field: an abstraction reading the declared VMR
+    (whose file is always set) hides the window, and F14 is not realised on seed."""
+    real = refinement.abstract
+
+    def declared(*args: Any, **kw: Any) -> dict[str, Any]:
+        return {**real(*args, **kw), "x_foff": True}
+
+    monkeypatch.setattr(refinement, "abstract", declared)
+    rep = _mmap_run("seed")
+    assert not rep.realised

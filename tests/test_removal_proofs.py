@@ -29,7 +29,8 @@ from proofs.z3kit import COUNTEREXAMPLE, PROVED
 FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
                   "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
                   "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6",
-                  "removal-writeback-error": "F8", "split-vmr-under-pm-lock": "F10"}
+                  "removal-writeback-error": "F8", "split-vmr-under-pm-lock": "F10",
+                  "mmap-foff-first": "F14"}
 
 
 def test_findings_agree_with_the_checker() -> None:
@@ -350,3 +351,20 @@ def test_kept_removal_flag_needs_the_weaker_mark_invariant(
     monkeypatch.setattr(invariants, "kept_flag", lambda sys, s: z3.BoolVal(False))
     from proofs.removal.steps_remover import rm_writepage
     assert _breaks("fixed", "rm_writepage", rm_writepage, "aux/mark")
+
+
+def test_f14_witness_is_the_link_of_a_vmr_without_its_offset() -> None:
+    """F14's counterexample is pm_add_vmr linking the VMR create_vmr made, vm_foff still
+    unset (the seed's order); with mmap-foff-first there is no set_file step at all."""
+    from proofs.removal.theorems import _prove, theorems_for
+
+    ctx, [thm] = theorems_for("fixed-without-mmap-foff-first", 64)
+    r = _prove(thm, ctx)
+    assert r.result == COUNTEREXAMPLE and r.detail.startswith("F14"), r.detail
+    w = r.witness
+    assert (w["pre.mx"], w["pre.lock"], w["pre.x_linked"]) == ("add_vmr", "add_vmr", "false")
+    assert w["pre.x_foff"] == "false" and w["post.x_linked"] == "true"
+    fixed, seed = System("fixed"), System("seed")
+    pre, post = st.make(64), st.make(64, "'")
+    assert not fixed.step_named("mx_set_file").build(fixed, pre, post)
+    assert len(seed.step_named("mx_set_file").build(seed, pre, post)) == 2

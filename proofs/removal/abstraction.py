@@ -5,9 +5,9 @@ A *focus* picks the slot index ``i``, the PTE ``X`` of a shared declared VMR
 ``v`` mapping file page ``i`` at its page ``k`` (process ``p``'s PTE for that
 virtual page; or none: a phantom X whose VMR is already gone) and the core
 ``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the record of
-p that maps X's address now (``View.xrec``): the declared record of ``v`` until a
-partial munmap's split_vmr moves X into the new record, or none once X's piece is
-destroyed (a phantom X whose VMR is gone).  Every
+p that maps X's address now (``View.xrec``): the declared record of ``v`` (mmap
+creates it there) until a partial munmap's split_vmr moves X into the new
+record, or none once X's piece is destroyed (a phantom X whose VMR is gone).  Every
 other thread, PTE and TLB entry is summarised exactly as the symbolic state
 counts it.  Registers are read only where the symbolic state has a copy of
 them (``rm_old`` at i, the remover's and munmap's PTE registers at X, ...).
@@ -41,7 +41,7 @@ from pagemap.removal import _visits, store_get
 from pagemap.slot import PAGE2PPN_NULL
 from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PGSHIFT, PROT_WRITE
 
-from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Rm
+from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Mx, Rm
 
 _RAW = make_codec(contracts=False)
 
@@ -435,6 +435,30 @@ def _td_phase(view: View, t: ThreadView, lab: str, rec: int, vpn: int
     raise AbstractionError(f"teardown at an unknown step {lab}")
 
 
+#: __do_mmap's steps by where they leave X's VMR (state.Mx): the step named is the next
+#: one the thread runs, so at pm_add_vmr.lock create_vmr has run.
+_MX_AT = {"pm_add_vmr.lock": Mx.CREATED, "pm_add_vmr.link": Mx.ADD,
+          "mmap.set_file": Mx.LINKED}
+
+
+def _mx_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
+    """__do_mmap of X's VMR: its phase (state.Mx) and its thread -- the running op of
+    a thread of X's process that maps X's declared VMR, up to set_file (or, with
+    mmap-foff-first, up to the link)."""
+    if f.v is None:
+        return Mx.NONE, None
+    rec = f.rec(view.L)
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if lab not in _MX_AT or t.proc != f.proc(view.L):
+            continue
+        ops = view.cfg.threads[t.id].ops
+        op = ops[t["op"]] if t["op"] < len(ops) else None
+        if op is None or op.op != "mmap" or op.vmr != f.v or t["mm_vmr"] != rec + 1:
+            continue
+        return _MX_AT[lab], t
+    return Mx.NONE, None
+
+
 def _names(pte: int, page: int | None) -> bool:
     return pte != 0 and page is not None and pte2ppn(pte) == page
 
@@ -562,6 +586,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     if inserter is not None:
         ipc = Ins.INS if view.labels[inserter.id] == "pm_insert_page.insert" else Ins.UNL
     mu, mt = _mu_phase(view, f)
+    mx, xt = _mx_phase(view, f)
     owner = m.get("pm_lock") - 1
     lock = Lock.FREE
     if owner >= 0:
@@ -574,6 +599,8 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
             lock = Lock.RM
         elif mt is not None and owner == mt.id and mu == Mu.UL:
             lock = Lock.MU
+        elif xt is not None and owner == xt.id and mx == Mx.ADD:
+            lock = Lock.ADD
     a.update(lock=lock, fpc=fpc, f_old=f_old, ipc=ipc, num=m.get("pm_num_pages"))
 
     a["others"] = _others(view, i)
@@ -660,6 +687,10 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
                     _names(t["fp_pte"], page) and t["fp_pte"] & PTE_D:
                 omd += 1
     a["omd"] = omd
+
+    # mmap of X's VMR: the record's own vm_file (0 from create_vmr to set_file on seed)
+    a["mx"] = mx
+    a["x_foff"] = f.v is None or not m.alive(f.rec(layout)) or bool(m.vf(f.rec(layout), "file"))
     return a
 
 

@@ -27,7 +27,7 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6, F8, F10
+    finding: str  # F1..F6, F8, F10, F14
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
@@ -81,8 +81,8 @@ def _tail_e_uncovered(sys: System, a: S, b: S) -> Any:
     return And(a["e"], Not(a["xp"]), a["x_v2"], Not(a["x_sent"]), a["mu"] == Mu.NONE)
 
 
-def _published_unvisited(sys: System, a: S, b: S) -> Any:
-    return And(b["x_linked"], Not(a["x_locked"]), Not(b["x_hasidx"]), Not(b["x_vis"]))
+def _linked_unset(sys: System, a: S, b: S) -> Any:
+    return And(Not(a["x_linked"]), b["x_linked"], Not(b["x_foff"]))
 
 
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
@@ -97,6 +97,7 @@ F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
 F10 = ("split-vmr-under-pm-lock", "F10")
+F14 = ("mmap-foff-first", "F14")
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
@@ -156,10 +157,6 @@ EXPECTED: tuple[Expected, ...] = (
                "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
                "PG_DIRTY cleared, and the final loop frees the data the store never got")
       for inv in ("dirty-recorded", "dirty-loop-post")),
-    Expected(*F3, "passes-visit-every-vmr", "split_publish", _published_unvisited,
-             "split_vmr puts X's new VMR on pm_vmrs during a run; it does not map `index`",
-             "with the seed's rule the run's passes would skip the piece a split cuts off "
-             "beyond `index` (after the passes: pm_lock keeps a split out of them)"),
     Expected(*F10, "aux/x", "split_shrink_x", _tail_names_p,
              "X in [va, end) names P when old->vm_end = va takes it off pm_vmrs",
              "split_vmr shrinks the old VMR before pm_add_vmr of the new one: X's VMR is on "
@@ -172,6 +169,11 @@ EXPECTED: tuple[Expected, ...] = (
              "E outlives X's PTE_P, covered only by the remover's pass 2 over X's VMR",
              "X's VMR leaves pm_vmrs before the remover's shootdown of its process: no one "
              "owes E's core a flush any more"),
+    Expected(*F14, "stable-foff", "mx_link", _linked_unset,
+             "pm_add_vmr links X's VMR with vm_file and vm_foff still 0",
+             "__do_mmap calls pm_add_vmr before it sets vm_file and vm_foff: the VMR is on "
+             "pm_vmrs, where pm_remove_contig reads its offset holding only pm_lock, with the "
+             "offset 0 (the remover's vmr_idx_to_va asserts once set_file changes it)"),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "

@@ -18,7 +18,7 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import OTHER_STATES, Find, Ins, Lock, Mu, Rm
+from proofs.removal.state import OTHER_STATES, Find, Ins, Lock, Mu, Mx, Rm
 from proofs.removal.system import (
     System,
     b2i,
@@ -78,6 +78,7 @@ def init(sys: System, s: S) -> Any:
         *[s[f"a_{k}"] == 0 for k in ("pd", "nc", "nd")],
         *[s[f"b_{k}"] == 0 for k in OTHER_STATES],
         Implies(Not(s["live"]), s["a_pc"] == 0), s["omd"] == 0,
+        s["mx"] == Mx.NONE, s["x_foff"],  # no mmap started; declared VMRs have their file
     )
 
 
@@ -104,6 +105,9 @@ def kept_flag(sys: System, s: S) -> Any:
 
 
 POST_P3 = Rm.DIRTY + (Rm.WB, Rm.FL, Rm.FCAS)
+#: The mark pass and passes 2 and 3: pm_lock held since the run's lock step, and the
+#: only phases that read the run's VMR choices.
+PASSES = (Rm.MARK, Rm.MCAS, Rm.MPAGE) + Rm.PASS2 + Rm.PASS3
 POST_WAIT = Rm.PASS3 + POST_P3
 
 
@@ -339,9 +343,12 @@ def aux_mark(sys: System, s: S) -> Any:
 def passes_visit_every_vmr(sys: System, s: S) -> Any:
     """During a run, passes 2 and 3 visit every VMR on pm_vmrs that is not MAP_LOCKED
     (X's, whatever X is), and the PTEs of the VMRs they skip name only pinned pages,
-    which the mark pass leaves alone.  (p2-post, p3-post, shootdown-post)"""
+    which the mark pass leaves alone.  (p2-post, p3-post, shootdown-post)  The visit
+    part is stated for the mark pass and the passes (``PASSES``): after them nothing
+    reads it, and a VMR mmap links while the remover writes back is linked after them."""
     run = is_in(s["rm"], Rm.RUN)
-    return And(Implies(run, s["x_vis"] == And(s["x_linked"], Not(s["x_locked"]))),
+    return And(Implies(is_in(s["rm"], PASSES),
+                       s["x_vis"] == And(s["x_linked"], Not(s["x_locked"]))),
                Implies(And(run, others_total(s, "b") > 0), s["pinned"]))
 
 
@@ -486,6 +493,36 @@ def aux_writeback(sys: System, s: S) -> Any:
         Implies(And(s["rm"] == Rm.WB, s["dl_before"]), Not(s["wb"])),
         Implies(is_in(s["rm"], (Rm.DL, Rm.DRC, Rm.DT, Rm.DUM)), Not(s["wb"])),
         Implies(s["rm"] == Rm.DCL, s["wb"]),
+    )
+
+
+# == mmap (F14) ===============================================================================
+
+
+@inv("stable-foff", LEMMA)
+def stable_foff(sys: System, s: S) -> Any:
+    """A VMR on pm_vmrs has its vm_file and vm_foff set: pm_remove_contig reads them
+    holding only pm_lock (vmr_has_page_idx, vmr_for_each's vmr_idx_to_va, the pin), so
+    they must be right from the moment pm_add_vmr links the VMR.  (passes-visit-every-
+    vmr; the model's kernel-assert in vmr_idx_to_va, F14)"""
+    return Implies(s["x_linked"], s["x_foff"])
+
+
+@inv("aux/mmap")
+def aux_mmap(sys: System, s: S) -> Any:
+    """__do_mmap of X's VMR holds vmr_lock (no munmap of it meanwhile); pm_add_vmr's
+    holder of pm_lock is the mmap; the VMR joins pm_vmrs at the link, with vm_foff set
+    before it only with mmap-foff-first; vm_foff is unset only in that window.
+    (stable-foff, aux/x)"""
+    first = sys.fix("mmap-foff-first")
+    return And(
+        (s["lock"] == Lock.ADD) == (s["mx"] == Mx.ADD),
+        Implies(s["mx"] != Mx.NONE, And(s["x_alive"], s["mu"] == Mu.NONE)),
+        Implies(is_in(s["mx"], (Mx.CREATED, Mx.ADD)),
+                And(Not(s["x_linked"]), s["x_foff"] == z3.BoolVal(first))),
+        Implies(s["mx"] == Mx.LINKED,
+                And(z3.BoolVal(not first), s["x_linked"], Not(s["x_foff"]))),
+        Implies(Not(s["x_foff"]), is_in(s["mx"], (Mx.CREATED, Mx.ADD, Mx.LINKED))),
     )
 
 

@@ -38,6 +38,7 @@ from pagemap.checker.scenario import load
 from pagemap.config import Config
 from pagemap.machine import Layout
 from pagemap.program import initial_state
+from pagemap.vmr import MAP_POPULATE
 
 from proofs.removal import state as st
 from proofs.removal.abstraction import (
@@ -560,8 +561,12 @@ EXTRA = Path(__file__).resolve().parent / "scenarios"
 #: section 6).  A scenario with one of them is out of the refinement suite: its
 #: transitions would be reported unmatched, not stuttered.
 OUT_OF_SCOPE_OPS: dict[str, str] = {
-    "mmap": "mmap creates a VMR and links it on pm_vmrs (and F13's populate, F14's foff "
-            "window): the proved system has no step that makes X's VMR alive or linked",
+    "mmap (merge)": "merge_me extends a neighbouring VMR over the new one and destroys the new "
+                    "one: the neighbour's vm_end grows while it is on pm_vmrs, and no step of "
+                    "the proved system grows a VMR (steps_split only shrinks one, F10)",
+    "mmap (populate failure)": "a MAP_POPULATE fault that fails (allocations may fail) makes "
+                               "__do_mmap destroy the VMR with the PTEs it filled (F13): the "
+                               "proved system has no step for that error path",
     "mprotect (partial)": "a partial mprotect splits the VMR (isolate_vmrs, split_vmr: "
                           "steps_split models that) and then changes vm_prot and PTE_W of "
                           "the isolated piece, which the remover may be walking (F11): the "
@@ -569,6 +574,21 @@ OUT_OF_SCOPE_OPS: dict[str, str] = {
     "mprotect": "mprotect changes vm_prot and PTE_W of a VMR the remover may be walking (F11): "
                 "the proved system's writable bit x_w is a constant",
 }
+
+
+def _merges(cfg: Config, v: int) -> bool:
+    """merge_me may merge the VMR mmap creates for declared VMR v with a neighbour of
+    its process: adjacent, the same protection and flags (MAP_POPULATE aside), and a
+    contiguous file offset (vmrs.can_merge on the declared fields)."""
+    a = cfg.vmrs[v]
+    for w, b in enumerate(cfg.vmrs):
+        if w == v or b.proc != a.proc or b.vm_prot != a.vm_prot or \
+                (b.vm_flags | MAP_POPULATE) != (a.vm_flags | MAP_POPULATE):
+            continue
+        lo, hi = (b, a) if b.vm_end == a.vm_base else (a, b)
+        if lo.vm_end == hi.vm_base and lo.vm_foff + lo.vm_end - lo.vm_base == hi.vm_foff:
+            return True
+    return False
 
 
 def out_of_scope(cfg: Config) -> str | None:
@@ -579,6 +599,10 @@ def out_of_scope(cfg: Config) -> str | None:
             name = op.op
             if name == "mprotect" and (op.page, op.pages) != (0, cfg.vmrs[op.vmr].npages):
                 name = "mprotect (partial)"
+            if name == "mmap" and _merges(cfg, op.vmr):
+                name = "mmap (merge)"
+            elif name == "mmap" and cfg.enomem:
+                name = "mmap (populate failure)"
             if name in OUT_OF_SCOPE_OPS:
                 return f"{name}: {OUT_OF_SCOPE_OPS[name]}"
     return None

@@ -28,8 +28,8 @@ import z3
 class Lock:
     """Who holds pm_lock (``struct page_map.pm_lock``)."""
 
-    FREE, FIND, INS, RM, MU, OTHER = range(6)
-    NAMES = ("free", "find", "insert", "remover", "munmap", "other")
+    FREE, FIND, INS, RM, MU, OTHER, ADD = range(7)
+    NAMES = ("free", "find", "insert", "remover", "munmap", "other", "add_vmr")
 
 
 class Find:
@@ -74,6 +74,16 @@ class Mu:
     NONE, P1, P1W, P1D, SDW, P2, P2R, P2D, UL, DEAD = range(10)
     NAMES = ("none", "pass1", "p1_write", "p1_done", "sd_wait", "pass2", "p2_zero",
              "p2_done", "unlink", "dead")
+
+
+class Mx:
+    """__do_mmap of X's VMR (kern/src/mm.c), from create_vmr to the point where the VMR
+    is an ordinary mapping on pm_vmrs: created (on the process's list only, vmr_lock
+    held), in pm_add_vmr holding pm_lock, linked with vm_foff still unset (the seed's
+    order: set_file comes after pm_add_vmr)."""
+
+    NONE, CREATED, ADD, LINKED = range(4)
+    NAMES = ("none", "created", "add_vmr", "linked")
 
 
 #: Other PTEs that name P, counted by class and by (present, dirty):
@@ -156,6 +166,11 @@ VARS: tuple[Var, ...] = (
     # other PTEs naming P, and munmap registers holding their D bit
     *(Var(name, "nat") for name in OTHERS),
     Var("omd", "nat", doc="munmap threads holding another PTE's D, fold pending (xchg)"),
+    # mmap of X's VMR (appended last: the other state variables keep their places)
+    Var("mx", "enum", len(Mx.NAMES), doc="__do_mmap of X's VMR"),
+    Var("x_foff", "bool",
+        doc="X's VMR has vm_file and vm_foff set (false only from __do_mmap's create_vmr "
+            "to its set_file)"),
 )
 
 BY_NAME = {v.name: v for v in VARS}
@@ -189,4 +204,4 @@ def domain(s: dict[str, Any]) -> list[Any]:
 def enum_names(var: str) -> tuple[str, ...] | None:
     """The value names of an enumeration variable, for witnesses."""
     return {"lock": Lock.NAMES, "fpc": Find.NAMES, "ipc": Ins.NAMES, "rm": Rm.NAMES,
-            "mu": Mu.NAMES}.get(var)
+            "mu": Mu.NAMES, "mx": Mx.NAMES}.get(var)

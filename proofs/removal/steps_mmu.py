@@ -15,11 +15,12 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import Lock, Mu, Rm
+from proofs.removal.state import Lock, Mu, Mx, Rm
 from proofs.removal.system import (
     FREE,
     Alt,
     System,
+    hasidx_afresh,
     is_in,
     move,
     others_total,
@@ -179,8 +180,10 @@ def other_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) ->
 
 @step("mu_start", ["munmap.lock_vmr"])
 def mu_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now."""
-    return [Alt(pre["mu"] == Mu.NONE, {"mu": Mu.P1, "mu_need": False})]
+    """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now (and
+    no __do_mmap of X's VMR, which holds vmr_lock throughout)."""
+    return [Alt(And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE),
+                {"mu": Mu.P1, "mu_need": False})]
 
 
 @step("td_start", ["unmap_and_destroy_vmrs.lock_vmr"])
@@ -189,7 +192,8 @@ def td_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt
     unmap_and_destroy_vmrs takes vmr_lock and runs __vmr_free_pgs over every VMR --
     the teardown enters munmap's pass 2 on X's VMR with no pass 1 and no shootdown
     (no user code runs, its TLBs went with proc_destroy), so X may still be present."""
-    return [Alt(And(pre["dead"], pre["mu"] == Mu.NONE, pre["x_alive"]), {"mu": Mu.P2})]
+    return [Alt(And(pre["dead"], pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_alive"]),
+                {"mu": Mu.P2})]
 
 
 @step("mu_p1_x", ["munmap.p1_read"])
@@ -312,7 +316,7 @@ def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """destroy_vmr takes the VMR off its process's list and frees it (its fields are
     gone: vmr_has_page_idx of X's VMR means nothing any more, steps_split)."""
     return [Alt(And(pre["mu"] == Mu.DEAD,
-                    z3.Implies(Not(is_in(pre["rm"], Rm.RUN)), Not(post["x_hasidx"]))),
+                    hasidx_afresh(pre, post)),
                 {"x_alive": False, "mu": Mu.NONE, "x_hasidx": FREE})]
 
 

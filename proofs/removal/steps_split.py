@@ -29,26 +29,22 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import Mu, Rm
+from proofs.removal.state import Mu, Mx, Rm
 from proofs.removal.steps_pm import other_lock, other_unlock
-from proofs.removal.system import FREE, Alt, System, is_in, plus, step
+from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, plus, step
 
 And, Or, Not, Implies = z3.And, z3.Or, z3.Not, z3.Implies
 
 FIX = "split-vmr-under-pm-lock"
 
 
-def _hasidx(pre: dict[str, Any], post: dict[str, Any]) -> Any:
-    """vmr_has_page_idx(X's VMR, index) is read afresh (X's VMR has other fields now);
-    the abstraction has it only during a run."""
-    return Implies(Not(is_in(pre["rm"], Rm.RUN)), Not(post["x_hasidx"]))
-
-
 def _isolating(pre: dict[str, Any]) -> Any:
     """isolate_vmrs runs under vmr_lock: no munmap of X's VMR is past it (one of X's
-    own range is at its start, Mu.P1), and the record split is not MAP_LOCKED (not
+    own range is at its start, Mu.P1), no __do_mmap of it is between create_vmr and
+    its last field (mx none), and the record split is not MAP_LOCKED (not
     modelled: it would unpin i, see the module docstring)."""
-    return And(is_in(pre["mu"], (Mu.NONE, Mu.P1)), Not(pre["mu_need"]), Not(pre["x_locked"]))
+    return And(is_in(pre["mu"], (Mu.NONE, Mu.P1)), Not(pre["mu_need"]), Not(pre["x_locked"]),
+               pre["mx"] == Mx.NONE)
 
 
 def _vis(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
@@ -74,7 +70,7 @@ def split_shrink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> li
     its passes over X lapses with it).  With the fix there is no such step."""
     if sys.fix(FIX):
         return []
-    return [Alt(And(pre["x_linked"], pre["x_alive"], _isolating(pre), _hasidx(pre, post)),
+    return [Alt(And(pre["x_linked"], pre["x_alive"], _isolating(pre), hasidx_afresh(pre, post)),
                 {"x_linked": False, "x_vis": False, "x_v2": False, "x_v3": False,
                  "x_sent": False, "x_hasidx": FREE})]
 
@@ -85,7 +81,7 @@ def split_foff_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
     pm_vmrs: vmr_has_page_idx(X's VMR, index) is another answer now."""
     if sys.fix(FIX):
         return []
-    return [Alt(And(Not(pre["x_linked"]), pre["x_alive"], _isolating(pre), _hasidx(pre, post)),
+    return [Alt(And(Not(pre["x_linked"]), pre["x_alive"], _isolating(pre), hasidx_afresh(pre, post)),
                 {"x_hasidx": FREE})]
 
 
@@ -101,9 +97,9 @@ def split_publish(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> lis
         free = {"x_hasidx": FREE, "x_vis": FREE}
         if not sys.fix(FIX):
             out.append(plus(alt, And(Not(pre["x_linked"]), pre["x_alive"], _isolating(pre),
-                                     post["x_linked"], _hasidx(pre, post),
+                                     post["x_linked"], hasidx_afresh(pre, post),
                                      _vis(sys, pre, post)),
                             x_linked=True, **free))
         # X not in the new VMR (seed), or in either record (fix): x_linked as it was
-        out.append(plus(alt, And(_hasidx(pre, post), _vis(sys, pre, post)), **free))
+        out.append(plus(alt, And(hasidx_afresh(pre, post), _vis(sys, pre, post)), **free))
     return out
