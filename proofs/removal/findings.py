@@ -33,6 +33,7 @@ class Expected:
     pin_doc: str
     why: str
     seed: bool = True  # also a counterexample on seed (whose other fixes are off too)
+    alone: bool = True  # also on fixed-without-FIX (False: it needs another fix off too)
 
 
 def _d_lost_x(reg: str) -> Callable[[System, S, S], Any]:
@@ -79,9 +80,24 @@ F4 = ("munmap-fold-dirty", "F4")
 F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
+F11 = ("removal-fold-always", "F11")
+
+
+def _no_fold_x(sys: System, a: S, b: S) -> Any:
+    """Pass 3 found X's VMR read-only at p3_lock and X has PTE_D."""
+    return And(a["xd"], Not(a["rm_w"]), Not(a["x_w"]), Not(b["dirty"]))
+
+
+def _no_fold_read(sys: System, a: S, b: S) -> Any:
+    """Seed's zeroing of X read with PTE_D, no fold chosen, PG_DIRTY clear."""
+    return And(a["rr_d"], Not(a["rm_w"]), Not(a["dirty"]))
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
+_DM = ("the CPU set PTE_D between the load and the store of mprotect's plain "
+       "*pte = (*pte & ~PTE_PERM) | pte_prot")
+_D11 = ("mprotect kept PTE_D on a VMR it made read-only, and pass 3 (__pm_mark_unmap, chosen "
+        "by vm_prot at p3_lock) zeroes the PTE without folding it into PG_DIRTY")
 
 EXPECTED: tuple[Expected, ...] = (
     *(Expected(*F1, inv, "rm_p2_write_x", _d_lost_x("rr_d"),
@@ -138,6 +154,24 @@ EXPECTED: tuple[Expected, ...] = (
                "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
                "PG_DIRTY cleared, and the final loop frees the data the store never got")
       for inv in ("dirty-recorded", "dirty-loop-post")),
+    *(Expected(*F1, inv, "mp_pte_write_x", _d_lost_x("mp_d"),
+               "mprotect read X without D, X has D now", "mprotect on X: " + _DM)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F1, inv, "mp_pte_other", _d_lost_other,
+               "another PTE naming P loses PTE_D, PG_DIRTY clear",
+               "mprotect on another PTE: " + _DM)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    # atomic-pte-update exchanges X for 0 at the read: the D bit goes there ...
+    Expected(*F11, "dirty-recorded", "rm_p3_x", _no_fold_x,
+             "X has PTE_D, its VMR was read-only at p3_lock and is now, PG_DIRTY clear",
+             "pass 3 on X: " + _D11, seed=False),
+    # ... the seed's plain read leaves X until its *pte = 0
+    Expected(*F11, "dirty-recorded", "rm_p3_zero_x", _no_fold_read,
+             "the value read has PTE_D, no fold was chosen, PG_DIRTY clear",
+             "pass 3 on X, seed's zeroing: " + _D11, alone=False),
+    Expected(*F11, "dirty-recorded", "rm_p3_other", _d_lost_other,
+             "another PTE naming P loses PTE_D, PG_DIRTY clear",
+             "pass 3 on another PTE: " + _D11),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "
@@ -152,7 +186,7 @@ def expected_for(variant: str) -> tuple[Expected, ...]:
         return tuple(e for e in EXPECTED if e.seed)
     prefix = "fixed-without-"
     if variant.startswith(prefix):
-        return tuple(e for e in EXPECTED if e.fix == variant[len(prefix):])
+        return tuple(e for e in EXPECTED if e.fix == variant[len(prefix):] and e.alone)
     return ()
 
 

@@ -104,7 +104,7 @@ class System:
         self.w = Z3Word(bits)
         self.max = refcnt_max(bits)
         # Importing the step modules registers their steps.
-        from proofs.removal import steps_mmu, steps_pm, steps_remover  # noqa: F401
+        from proofs.removal import steps_mmu, steps_mprotect, steps_pm, steps_remover  # noqa: F401
 
     def fix(self, name: str) -> bool:
         assert name in FIXES, name
