@@ -12,8 +12,9 @@ change.  Without removal-fold-always a read-only VMR is zeroed without folding
 PTE_D: F11.
 
 mprotect's lock_vmr, loop, lock_pte, unlock_pte, done and unlock_vmr change
-nothing the state abstracts (vmr_lock keeps munmap and faults of X's process
-out, which the guards of their steps say through ``mp_rmw`` where it matters),
+nothing the state abstracts (vmr_lock keeps munmap of X's VMR out of the PTE
+window, which ``mu_start`` and ``td_start`` say through ``mp_rmw``; a fault cannot
+install X while it is present),
 and its loop's `continue` on a VMR that already has the new protection (F12's
 livelock) is a stutter: a liveness bug, no step of the proofs.
 """
