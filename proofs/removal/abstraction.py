@@ -35,8 +35,9 @@ from pagemap.machine import (
     ThreadView,
     tlb_dirty,
     tlb_ppn,
+    tlb_writable,
 )
-from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, pte2ppn
+from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, PTE_W, pte2ppn
 from pagemap.removal import _visits, store_get
 from pagemap.slot import PAGE2PPN_NULL
 from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PGSHIFT, PROT_WRITE
@@ -463,6 +464,26 @@ def _names(pte: int, page: int | None) -> bool:
     return pte != 0 and page is not None and pte2ppn(pte) == page
 
 
+#: pass 3's steps at which it holds the pte_lock it took at p3_lock for rm_vmr
+_P3_LOCKED = ("pm_remove_contig.p3_read", "pm_remove_contig.p3_dirty",
+              "pm_remove_contig.p3_zero", "pm_remove_contig.p3_unlock")
+
+
+def _mp_regs(view: View, f: Focus, page: int | None) -> dict[str, bool]:
+    """mprotect between its plain load and store of X (__do_mprotect's PTE loop, seed):
+    the thread of X's process at mprotect.pte_write on X, and the D bit it read.  X is
+    found by process and page, not by record: a partial mprotect walks the record its
+    split_vmr cut, which may be X's since the split."""
+    if f.v is not None:
+        vpn = f.vpn(view.L)
+        for t, lab in zip(view.threads, view.labels, strict=True):
+            if lab == "mprotect.pte_write" and t.proc == f.proc(view.L) and \
+                    t["mp_vpn"] == vpn:
+                return {"mp_rmw": True,
+                        "mp_d": _names(t["mp_pte"], page) and bool(t["mp_pte"] & PTE_D)}
+    return {"mp_rmw": False, "mp_d": False}
+
+
 def _refs(view: View, i: int) -> tuple[int, int, ThreadView | None, ThreadView | None,
                                       bool, int]:
     """Slot i's references (holders, file writers among them), its lookup and insertion
@@ -632,14 +653,17 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
         if pte and not _names(pte, page):
             raise AbstractionError(f"X = {pte:#x} names page {pte2ppn(pte)}, not P = {page}")
         xn = _names(pte, page)
+        # vm_prot of X's VMR record (mprotect's set_prot writes it; freed with the record)
         a.update(xn=xn, xp=xn and bool(pte & PTE_P), xd=xn and bool(pte & PTE_D),
-                 x_w=bool(vmr.vm_prot & PROT_WRITE), x_locked=bool(vmr.vm_flags & MAP_LOCKED),
+                 x_pte_w=xn and bool(pte & PTE_W),
+                 x_w=rec is not None and m.alive(rec) and bool(m.vf(rec, "prot") & PROT_WRITE),
+                 x_locked=bool(vmr.vm_flags & MAP_LOCKED),
                  x_linked=rec is not None and m.on_pm(rec),
                  x_alive=rec is not None and m.alive(rec),
                  dead=m.pstate(f.proc(layout)) in (PROC_DYING, PROC_DEAD))
     else:
-        a.update(xn=False, xp=False, xd=False, x_w=False, x_locked=False, x_linked=False,
-                 x_alive=False, dead=False)
+        a.update(xn=False, xp=False, xd=False, x_pte_w=False, x_w=False, x_locked=False,
+                 x_linked=False, x_alive=False, dead=False)
     xrec = view.xrec(f)
     a["x_hasidx"] = bool(run and xrec is not None and r is not None and
                          _RAW.vmr_has_page_idx(m.vmr(xrec), r["rm_index"]))
@@ -652,6 +676,12 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     if rm in (Rm.P2W, Rm.P3D, Rm.P3Z) and r is not None:
         rr_n, rr_d = _names(r["rm_pte"], page), bool(r["rm_pte"] & PTE_D)
     a.update(rr_n=rr_n, rr_d=rr_d)
+    # pass 3 holds pte_lock of X's VMR, the record that maps X now (p3_lock done,
+    # p3_unlock not yet): its choice rm_w
+    rm_x3 = bool(rm in Rm.PASS3 and r is not None and xrec is not None
+                 and r["rm_vmr"] == xrec + 1 and view.labels[r.id] in _P3_LOCKED)
+    a.update(rm_x3=rm_x3, rm_w=rm_x3 and r is not None and bool(r["rm_w"]))
+    a.update(_mp_regs(view, f, page))
 
     # munmap of X's VMR.
     a["mu"] = mu
@@ -663,15 +693,16 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a.update(mr_n=mr_n, mr_d=mr_d)
 
     # E.
-    e = ed = ep = False
+    e = ed = ew = ep = False
     if f.c is not None and f.v is not None:
         entry = m.tlb(f.c, f.vpn(layout))
         if entry and tlb_ppn(entry) != page:
             raise AbstractionError(f"E maps page {tlb_ppn(entry)}, not P = {page}")
         e = bool(entry)
         ed = e and tlb_dirty(entry)
+        ew = e and tlb_writable(entry)
         ep = m.flush_pending(f.c)
-    a.update(e=e, ed=ed, ep=ep)
+    a.update(e=e, ed=ed, ew=ew, ep=ep)
 
     # Other PTEs naming P, and munmap registers holding their D bit.
     counts = dict.fromkeys(OTHERS, 0)

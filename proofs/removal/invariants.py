@@ -79,6 +79,9 @@ def init(sys: System, s: S) -> Any:
         *[s[f"b_{k}"] == 0 for k in OTHER_STATES],
         Implies(Not(s["live"]), s["a_pc"] == 0), s["omd"] == 0,
         s["mx"] == Mx.NONE, s["x_foff"],  # no mmap started; declared VMRs have their file
+        # mprotect: X was prefaulted with its VMR's protection
+        s["x_pte_w"] == And(s["xn"], s["x_w"]),
+        *[Not(s[v]) for v in ("ew", "rm_x3", "rm_w", "mp_rmw", "mp_d")],
     )
 
 
@@ -371,12 +374,12 @@ def aux_run(sys: System, s: S) -> Any:
 
 @inv("aux/x")
 def aux_x(sys: System, s: S) -> Any:
-    """X names P only while P is live and read, in a live VMR on pm_vmrs; D needs a
-    writable VMR; munmap's pass 1 leaves X not present and pass 2 zero (the teardown of
+    """X names P only while P is live and read, in a live VMR on pm_vmrs (D no longer
+    needs a writable VMR: mprotect keeps it); munmap's pass 1 leaves X not present and pass 2 zero (the teardown of
     a dying process has no pass 1: X may be present in its pass 2).  (freed-page-
     unreachable, p2-post)"""
     return And(
-        Implies(s["xp"], s["xn"]), Implies(s["xd"], And(s["xn"], s["x_w"])),
+        Implies(s["xp"], s["xn"]), Implies(s["xd"], s["xn"]),
         Implies(s["xn"], And(s["live"], s["upd"], s["x_linked"], Not(window(s)))),
         Implies(s["x_linked"], s["x_alive"]),
         Implies(And(is_in(s["mu"], (Mu.P1D, Mu.SDW, Mu.P2, Mu.P2R, Mu.P2D)), Not(s["dead"])),
@@ -400,7 +403,7 @@ def aux_registers(sys: System, s: S) -> Any:
                 And(Not(s["rr_n"]), Not(s["rr_d"]))),
         Implies(s["rm"] == Rm.P2W,
                 And(s["rr_n"], s["xn"], s["xp"], Implies(s["rr_d"], s["xd"]), s["rmf"])),
-        Implies(s["rm"] == Rm.P3D, And(s["rr_n"], s["rr_d"], s["x_w"])),
+        Implies(s["rm"] == Rm.P3D, And(s["rr_n"], s["rr_d"], s["rm_w"])),
         Implies(s["rm"] == Rm.P2W, And(s["x_v2"], Not(s["x_sent"]))),
         Implies(is_in(s["rm"], (Rm.P3D, Rm.P3Z)), s["x_v3"]),
         Implies(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z)), marked(sys, s)),
@@ -410,15 +413,15 @@ def aux_registers(sys: System, s: S) -> Any:
     else:
         rr.append(Implies(s["rm"] == Rm.P3D, And(s["xn"], s["xd"])))
         rr.append(Implies(s["rm"] == Rm.P3Z,
-                          And(s["rr_n"], s["xn"], Implies(s["rr_d"], s["dirty"]),
-                              Implies(s["xd"], Or(s["rr_d"], Not(s["x_w"]))))))
+                          And(s["rr_n"], s["xn"], Implies(And(s["rr_d"], s["rm_w"]), s["dirty"]),
+                              Implies(s["xd"], s["rr_d"]))))
     mr = [
         Implies(s["mr_n"], And(s["live"], s["upd"], s["x_linked"])),
         Implies(Not(is_in(s["mu"], (Mu.P1W, Mu.P2R))), And(Not(s["mr_n"]), Not(s["mr_d"]))),
         Implies(s["mu"] == Mu.P1W,
                 And(s["mr_n"], s["xn"], s["xp"], Implies(s["mr_d"], s["xd"]), s["mu_need"])),
         Implies(s["mu"] == Mu.P2R,
-                And(s["mr_n"], Implies(s["mr_d"], s["x_w"]),
+                And(s["mr_n"],
                     Not(s["xn"]) if fold else And(s["xn"], s["mr_d"] == s["xd"]))),
         Not(And(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z)), is_in(s["mu"], (Mu.P1W, Mu.P2R)))),
     ]
@@ -441,7 +444,7 @@ def aux_tlb(sys: System, s: S) -> Any:
     has none.  (shootdown-post, tlb-covered)"""
     not_present = Not(And(s["xn"], s["xp"]))
     return And(
-        Implies(s["ed"], And(s["e"], s["x_w"])),
+        Implies(s["ed"], s["e"]),
         Implies(s["dead"], Not(s["e"])),
         Implies(s["e"], And(s["live"], s["upd"], Not(window(s)))),
         Implies(And(s["e"], Not(s["xn"])), is_in(s["mu"], (Mu.P2R, Mu.P2D, Mu.UL))),
@@ -523,6 +526,28 @@ def aux_mmap(sys: System, s: S) -> Any:
         Implies(s["mx"] == Mx.LINKED,
                 And(z3.BoolVal(not first), s["x_linked"], Not(s["x_foff"]))),
         Implies(Not(s["x_foff"]), is_in(s["mx"], (Mx.CREATED, Mx.ADD, Mx.LINKED))),
+    )
+
+
+@inv("aux/mprotect")
+def aux_mprotect(sys: System, s: S) -> Any:
+    """What mprotect split off the VMR's PROT_WRITE: X's PTE_W and E's W bit exist only
+    with X and E; pass 3's choice lives from p3_lock to p3_unlock of X's VMR and is to
+    fold with removal-fold-always; mprotect's register holds the D bit of present X
+    between its load and store, under pte_lock (no remover, munmap or pass 3 of X's
+    VMR in between).  (dirty-recorded, tlb-dirty-recorded)"""
+    return And(
+        Implies(s["x_pte_w"], s["xn"]),
+        Implies(s["ew"], s["e"]),
+        Implies(s["rm_w"], s["rm_x3"]),
+        Implies(s["rm_x3"], And(is_in(s["rm"], Rm.PASS3), s["x_vis"])),
+        Implies(is_in(s["rm"], (Rm.P3D, Rm.P3Z)), s["rm_x3"]),
+        Implies(And(s["rm_x3"], z3.BoolVal(sys.fix("removal-fold-always"))), s["rm_w"]),
+        Implies(s["mp_rmw"], And(s["xn"], s["xp"], Implies(s["mp_d"], s["xd"]),
+                                 s["mu"] == Mu.NONE, Not(s["rm_x3"]),
+                                 Not(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z))))),
+        Implies(Not(s["mp_rmw"]), Not(s["mp_d"])),
+        Implies(z3.BoolVal(sys.fix("atomic-pte-update")), Not(s["mp_rmw"])),
     )
 
 

@@ -107,7 +107,9 @@ VARS: tuple[Var, ...] = (
     # parameters
     Var("null", "bv", const=True, doc="page2ppn(NULL): any word (spec/slot.md F-SLOT-NULL)"),
     Var("sync", "bool", const=True, doc="shootdown = sync (the ideal TLB service)"),
-    Var("x_w", "bool", const=True, doc="X's VMR is writable"),
+    Var("x_w", "bool",
+        doc="X's VMR has PROT_WRITE in vm_prot (mprotect's set_prot writes it; a variable "
+            "since mprotect, it was a constant that also stood for X's PTE_W)"),
     Var("x_locked", "bool", const=True, doc="X's VMR is MAP_LOCKED"),
     Var("scp", "bool", const=True, doc="X's process is an SCP (PROC_RUNNING_S when it runs)"),
     Var("enomem", "bool", const=True, doc="allocations may fail ([faults] enomem)"),
@@ -171,6 +173,13 @@ VARS: tuple[Var, ...] = (
     Var("x_foff", "bool",
         doc="X's VMR has vm_file and vm_foff set (false only from __do_mmap's create_vmr "
             "to its set_file)"),
+    # mprotect (F11) and what it splits off x_w: X's own PTE_W, E's, pass 3's choice
+    Var("x_pte_w", "bool", doc="X names P and has PTE_W (mprotect rewrites it)"),
+    Var("ew", "bool", doc="E is writable: the W bit the fill cached (a store needs it)"),
+    Var("rm_x3", "bool", doc="pass 3 holds pte_lock of X's VMR (p3_lock to p3_unlock)"),
+    Var("rm_w", "bool", doc="pass 3's fold choice for X's VMR, read at its p3_lock"),
+    Var("mp_rmw", "bool", doc="mprotect between the load and the store of X (seed)"),
+    Var("mp_d", "bool", doc="mprotect's register: the D bit of the value of X it read"),
 )
 
 BY_NAME = {v.name: v for v in VARS}

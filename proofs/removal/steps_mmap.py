@@ -30,10 +30,11 @@ And, Not = z3.And, z3.Not
 def mx_create(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """create_vmr(p, addr, len); vm_prot, vm_flags (and, with mmap-foff-first, vm_file
     and vm_foff): X's VMR is alive, on its process's list, not on pm_vmrs.  What
-    vmr_has_page_idx says of it is read afresh (the record has a geometry now)."""
+    vmr_has_page_idx says of it is read afresh (the record has a geometry now),
+    and so is its vm_prot (``x_w``, the VMR's PROT_WRITE: steps_mprotect)."""
     g = And(pre["mx"] == Mx.NONE, Not(pre["x_alive"]), pre["mu"] == Mu.NONE,
             hasidx_afresh(pre, post))
-    return [Alt(g, {"mx": Mx.CREATED, "x_alive": True, "x_hasidx": FREE,
+    return [Alt(g, {"mx": Mx.CREATED, "x_alive": True, "x_hasidx": FREE, "x_w": FREE,
                     "x_foff": z3.BoolVal(sys.fix("mmap-foff-first"))})]
 
 

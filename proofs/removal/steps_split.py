@@ -67,12 +67,13 @@ def split_lock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[A
 def split_shrink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """Seed: old->vm_end = va with the new VMR not yet on pm_vmrs, X in [va, end): X's
     VMR is the new record now, off pm_vmrs; a run no longer visits it (the progress of
-    its passes over X lapses with it).  With the fix there is no such step."""
+    its passes over X lapses with it, and so does pass 3's hold of X's VMR, rm_x3 and
+    its choice rm_w: the pass holds the old record).  With the fix there is no such step."""
     if sys.fix(FIX):
         return []
     return [Alt(And(pre["x_linked"], pre["x_alive"], _isolating(pre), hasidx_afresh(pre, post)),
                 {"x_linked": False, "x_vis": False, "x_v2": False, "x_v3": False,
-                 "x_sent": False, "x_hasidx": FREE})]
+                 "x_sent": False, "x_hasidx": FREE, "rm_x3": False, "rm_w": False})]
 
 
 @step("split_foff_x", ["split_vmr.publish"])

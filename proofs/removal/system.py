@@ -107,6 +107,7 @@ class System:
         from proofs.removal import (  # noqa: F401
             steps_mmap,
             steps_mmu,
+            steps_mprotect,
             steps_pm,
             steps_remover,
             steps_split,
