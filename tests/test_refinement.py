@@ -61,7 +61,7 @@ def test_every_step_is_exercised(report: refinement.Report) -> None:
 def _no_d_bit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """tlb_store_clean forgetting the CPU's PTE_D update."""
     from z3 import And, Not
-    return [Alt(And(pre["e"], Not(pre["ed"]), pre["x_w"], pre["xn"], pre["xp"]),
+    return [Alt(And(pre["e"], Not(pre["ed"]), pre["ew"], pre["x_pte_w"], pre["xn"], pre["xp"]),
                 {"ed": True, "newer": True})]
 
 
@@ -390,6 +390,20 @@ FINDING_SCENARIOS = {
         ("dirty-recorded", "rm_writepage"),
     (refinement.SCENARIOS / "kfs-mapped-writer.toml", "removal-writeback-error"):
         ("dirty-loop-post", "rm_writepage"),
+    (refinement.SCENARIOS / "finding-split-unpublished.toml", "split-vmr-under-pm-lock"):
+        ("aux/x", "split_shrink_x"),
+    (refinement.EXTRA / "refine-split-tlb.toml", "split-vmr-under-pm-lock"):
+        ("tlb-covered", "split_shrink_x"),
+    (refinement.SCENARIOS / "finding-mmap-foff-window.toml", "mmap-foff-first"):
+        ("stable-foff", "mx_link"),
+    (refinement.SCENARIOS / "finding-mprotect-keeps-dirty.toml", "removal-fold-always"):
+        ("dirty-recorded", "rm_p3_x"),
+    (refinement.EXTRA / "refine-f11-other.toml", "removal-fold-always"):
+        ("dirty-recorded", "rm_p3_other"),
+    (refinement.EXTRA / "refine-f1-mprotect-window.toml", "atomic-pte-update"):
+        ("tlb-dirty-recorded", "mp_pte_write_x"),
+    (refinement.EXTRA / "refine-f1-mprotect-other.toml", "atomic-pte-update"):
+        ("dirty-recorded", "mp_pte_other"),
 }
 
 
@@ -472,3 +486,252 @@ def test_refine_kfs_kept_flag_meets_the_kept_flag(monkeypatch: pytest.MonkeyPatc
     refinement.check_scenario(refinement.Checker(rep), KFS_SCENARIOS[2], "fixed")
     assert not rep.failures, rep.failures[:3]
     assert seen == {"idle", "mark_cas", "find_cas"}
+
+
+# -- split_vmr: partial munmap (F10) ------------------------------------------------------
+
+SPLIT = ("finding-split-unpublished", "munmap-partial-vs-fault", "munmap-partial-vs-remove")
+
+
+def test_partial_munmap_is_in_the_suite() -> None:
+    """A partial munmap's split_vmr is steps_split's: its scenarios are in the suite, and
+    so are a partial mprotect's (a split, then steps_mprotect on the piece); mmap with
+    its merge stays out, for its own reason."""
+    kept = {p.stem for p in refinement.all_scenarios()}
+    assert set(SPLIT) | {"refine-split-tlb"} <= kept
+    gone = refinement.excluded()
+    assert gone["mmap-merge-vs-remove"].startswith("mmap (merge): ")
+    assert not any(why.startswith(("munmap", "mprotect")) for why in gone.values())
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed-without-split-vmr-under-pm-lock", "fixed"])
+def test_f10_is_realised_at_the_shrink_without_the_fix(variant: str) -> None:
+    """F10's counterexamples happen in the model: split_vmr's shrink takes the tail page's
+    VMR off pm_vmrs while X names P (aux/x) and, on seed, while the remover is between
+    reading and writing X (aux/registers).  With the fix there is no shrink outside pm_lock, and the
+    runs refine the proved system with no failure."""
+    wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == "F10"]
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, labels=variant == "fixed")
+    checker.wanted = wanted
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    assert refinement.check_scenario(checker, path, variant)
+    got = {EXPECTED[k].invariant for k in rep.realised}
+    if variant == "fixed":
+        assert not got and not rep.failures, rep.failures[:3]
+    else:
+        # with atomic-pte-update on, the remover's read-modify-write of X is pass 3's
+        # fold, which needs a D bit this scenario never sets
+        # on seed the shrink also lands in the middle of pass 3's X (aux/mprotect)
+        assert got == ({"aux/x", "aux/registers", "aux/mprotect"} if variant == "seed"
+                       else {"aux/x"}), got
+        assert all("split_vmr.shrink" in w for w in rep.realised.values())
+
+
+def _split_shrinks_unlocked(m: Machine, t: ThreadView) -> object:
+    """split_vmr with the fix, but old->vm_end = va stored at once, outside pm_lock (the
+    publication alone under pm_lock): the model, mutated."""
+    from pagemap import vmrs
+
+    out = mut.unwrap(vmrs.split_new)(m, t)
+    m.set_vf(t["sp_old"] - 1, "end", t["sp_va"])
+    return out
+
+
+def test_a_split_shrinking_outside_pm_lock_is_caught() -> None:
+    """On fixed, a split whose shrink is not in the pm_lock critical section takes the
+    tail's VMR off pm_vmrs: no symbolic step of the fixed system does that."""
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed",
+                              model_replace={"split_vmr.new": _split_shrinks_unlocked})
+    assert any("split_vmr.new" in f and "no symbolic step" in f and "x_linked: True -> False"
+               in f for f in rep.failures), rep.failures[:3]
+
+
+def test_an_abstraction_with_the_declared_geometry_is_caught(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """X's VMR is the record that maps X now: taken as the declared record instead, the
+    tail of a split stays 'linked' on seed while the remover's passes no longer reach
+    it, and the pass ends without having visited X."""
+    from proofs.removal.abstraction import View
+
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    monkeypatch.setattr(View, "xrec", lambda self, f: None if f.v is None else f.rec(self.L))
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "seed")
+    assert any("no symbolic step" in f for f in rep.failures), rep.failures[:3]
+
+
+def test_deleting_split_shrink_x_is_caught() -> None:
+    """split_shrink_x is what seed's split_vmr.shrink does to a tail X: without it the
+    transition has no symbolic counterpart."""
+    path = refinement.SCENARIOS / "finding-split-unpublished.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep,
+                              replace={"split_shrink_x": lambda sys, pre, post: []}),
+                              path, "seed")
+    assert any("split_vmr.shrink" in f and "no symbolic step" in f
+               and "x_linked: True -> False" in f for f in rep.failures), rep.failures[:3]
+# -- mmap (F14): the scenarios are in the suite, the window is seen where the C has it ------
+
+MMAP_SCENARIOS = ("finding-mmap-foff-window", "mmap-vs-remove", "mmap-vs-file-write",
+                  "mmap-vs-munmap-vs-remove")
+
+
+def test_mmap_scenarios_are_in_the_suite() -> None:
+    """mmap without merge and without a failing populate is modelled (steps_mmap); the
+    merge and the populate failure (F13) stay out, each with its reason."""
+    kept = {p.stem for p in refinement.all_scenarios()}
+    assert set(MMAP_SCENARIOS) <= kept
+    gone = refinement.excluded()
+    assert gone["mmap-merge-vs-remove"].startswith("mmap (merge)")
+    assert gone["finding-populate-error"].startswith("mmap (populate failure)")
+
+
+def _mmap_run(variant: str, replace: dict[str, Any] | None = None) -> refinement.Report:
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, replace=replace)
+    checker.wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == "F14"]
+    assert refinement.check_scenario(
+        checker, refinement.SCENARIOS / "finding-mmap-foff-window.toml", variant)
+    return rep
+
+
+@pytest.mark.parametrize("variant", ["seed", "fixed"])
+def test_mmap_steps_refine_both_orders(variant: str) -> None:
+    """Every step of __do_mmap and pm_add_vmr is mx_create, mx_add_lock, mx_link (and on
+    seed mx_set_file) or stutters; the F14 window is realised on seed only."""
+    rep = _mmap_run(variant)
+    assert not rep.failures, rep.failures[:3]
+    steps = {"mx_create", "mx_add_lock", "mx_link"} | ({"mx_set_file"} if variant == "seed"
+                                                      else set())
+    assert steps <= set(rep.matched) and ("mx_set_file" in rep.matched) == (variant == "seed")
+    assert bool(rep.realised) == (variant == "seed")
+    assert all("pm_add_vmr.link" in w for w in rep.realised.values())
+
+
+def test_an_mmap_create_ignoring_the_order_is_caught() -> None:
+    """mx_create setting vm_foff on every variant (the fix's order, always): on seed the
+    model's create_vmr leaves vm_file 0, and the refinement reports it."""
+    from z3 import And, BoolVal, Not
+
+    from proofs.removal.state import Mu, Mx
+
+    def always_first(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+        g = And(pre["mx"] == Mx.NONE, Not(pre["x_alive"]), pre["mu"] == Mu.NONE)
+        return [Alt(g, {"mx": Mx.CREATED, "x_alive": True, "x_foff": BoolVal(True)})]
+
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep, replace={"mx_create": always_first}),
+                              refinement.SCENARIOS / "finding-mmap-foff-window.toml", "seed")
+    assert any("mmap.create" in f and "no symbolic step" in f for f in rep.failures), \
+        rep.failures[:3]
+
+
+def test_an_abstraction_with_the_declared_foff_misses_f14(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """x_foff must be the VMR record's own field: an abstraction reading the declared VMR
+    (whose file is always set) hides the window, and F14 is not realised on seed."""
+    real = refinement.abstract
+
+    def declared(*args: Any, **kw: Any) -> dict[str, Any]:
+        return {**real(*args, **kw), "x_foff": True}
+
+    monkeypatch.setattr(refinement, "abstract", declared)
+    rep = _mmap_run("seed")
+    assert not rep.realised
+
+
+MPROTECT_SCENARIOS = ("finding-mprotect-keeps-dirty", "finding-mprotect-livelock",
+                      "mprotect-vs-dirty-bit", "mprotect-vs-file-write", "mprotect-vs-remove",
+                      "mprotect-partial", "mprotect-vs-munmap-vs-remove")
+
+
+def test_mprotect_is_in_the_suite() -> None:
+    """mprotect is modelled (steps_mprotect), of a whole VMR and of part of one, whose
+    split_vmr is steps_split's and whose PTE loop finds X by process and page."""
+    suite = {p.stem for p in refinement.all_scenarios()}
+    assert set(MPROTECT_SCENARIOS) <= suite
+    assert not any(op.startswith("mprotect") for op in refinement.OUT_OF_SCOPE_OPS)
+
+
+@pytest.mark.parametrize("stem", MPROTECT_SCENARIOS)
+def test_mprotect_scenarios_refine(stem: str) -> None:
+    """Every transition of the mprotect scenarios is a step (F12's looping `continue` a
+    stutter), exhaustively, on seed and fixed.  A partial mprotect splits X's VMR: on
+    seed some states lie past F10's counterexamples at the shrink, where the system is
+    not claimed; on fixed none does."""
+    path = refinement.SCENARIOS / f"{stem}.toml"
+    rep = refinement.run(paths=[path], findings=False)
+    assert not rep.failures, rep.failures[:3]
+    assert rep.exhaustive
+    if stem in ("mprotect-partial", "mprotect-vs-munmap-vs-remove"):
+        fixed = refinement.Report()
+        assert refinement.check_scenario(refinement.Checker(fixed), path, "fixed")
+        assert rep.outside and not fixed.outside and not fixed.failures
+    else:
+        assert not rep.outside
+
+
+def test_f11_is_realised_on_seed_and_not_on_fixed() -> None:
+    """F11: on seed, finding-mprotect-keeps-dirty's pass 3 zeroes the dirty PTE of the VMR
+    made read-only (p3_zero after p3_read found no fold to do); not on fixed."""
+    wanted = [(k, e) for k, e in enumerate(EXPECTED)
+              if (e.invariant, e.step) == ("dirty-recorded", "rm_p3_zero_x")]
+    assert len(wanted) == 1 and wanted[0][1].seed and not wanted[0][1].alone
+    path = refinement.SCENARIOS / "finding-mprotect-keeps-dirty.toml"
+    for variant, realised in (("seed", True), ("fixed", False)):
+        rep = refinement.Report()
+        checker = refinement.Checker(rep, labels=False)
+        checker.wanted = wanted
+        refinement.check_scenario(checker, path, variant)
+        assert (wanted[0][0] in rep.realised) == realised, variant
+        if realised:
+            assert "pm_remove_contig.p3_zero" in rep.realised[wanted[0][0]]
+
+
+def test_a_pass_3_choosing_by_the_old_constant_is_caught() -> None:
+    """A p3_lock step that folds as the declared (writable) VMR did, not by vm_prot now:
+    on seed, pass 3's lock of the VMR mprotect made read-only has no step."""
+    from z3 import And, Not
+
+    from proofs.removal.state import Rm
+
+    def declared(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+        return [Alt(And(pre["rm"] == Rm.P3, pre["x_vis"], Not(pre["x_v3"]), Not(pre["rm_x3"])),
+                    {"rm_x3": True, "rm_w": True})]
+
+    path = refinement.SCENARIOS / "finding-mprotect-keeps-dirty.toml"
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep, replace={"rm_p3_lock_x": declared}),
+                              path, "seed")
+    assert any("pm_remove_contig.p3_lock" in f and "no symbolic step" in f
+               and "rm_x3: False -> True" in f for f in rep.failures), rep.failures[:3]
+
+
+def test_an_mprotect_rewrite_dropping_d_is_caught() -> None:
+    """The model, mutated: mprotect's cmpxchg (atomic-pte-update) rewriting the PTE
+    without its D bit.  The checker sees a lost write only once the page is freed; the
+    refinement check sees the step at once."""
+    from pagemap import mprotect as mp
+    from pagemap.pageflags import PTE_D, PTE_P
+
+    def drops_d(m: Machine, t: ThreadView) -> object:
+        p, k = t.proc, t["mp_vpn"]
+        pte = m.pte(p, k)
+        if pte & PTE_P:
+            t["mp_needed"] = 1
+            m.set_pte(p, k, mp._new_pte(t, pte) & ~PTE_D)
+        mp._next_pte(m, t)
+        return None
+
+    path = refinement.SCENARIOS / "finding-mprotect-keeps-dirty.toml"
+    clean = refinement.Report()
+    refinement.check_scenario(refinement.Checker(clean), path, "fixed")
+    assert not clean.failures
+    rep = refinement.Report()
+    refinement.check_scenario(refinement.Checker(rep), path, "fixed",
+                              model_replace={"mprotect.pte_read": drops_d})
+    assert any("mprotect.pte_read" in f and "no symbolic step" in f and "xd: True -> False" in f
+               for f in rep.failures), rep.failures[:3]

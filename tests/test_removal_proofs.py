@@ -29,7 +29,8 @@ from proofs.z3kit import COUNTEREXAMPLE, PROVED
 FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
                   "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
                   "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6",
-                  "removal-writeback-error": "F8"}
+                  "removal-writeback-error": "F8", "split-vmr-under-pm-lock": "F10",
+                  "removal-fold-always": "F11", "mmap-foff-first": "F14"}
 
 
 def test_findings_agree_with_the_checker() -> None:
@@ -350,3 +351,60 @@ def test_kept_removal_flag_needs_the_weaker_mark_invariant(
     monkeypatch.setattr(invariants, "kept_flag", lambda sys, s: z3.BoolVal(False))
     from proofs.removal.steps_remover import rm_writepage
     assert _breaks("fixed", "rm_writepage", rm_writepage, "aux/mark")
+
+
+def test_f14_witness_is_the_link_of_a_vmr_without_its_offset() -> None:
+    """F14's counterexample is pm_add_vmr linking the VMR create_vmr made, vm_foff still
+    unset (the seed's order); with mmap-foff-first there is no set_file step at all."""
+    from proofs.removal.theorems import _prove, theorems_for
+
+    ctx, [thm] = theorems_for("fixed-without-mmap-foff-first", 64)
+    r = _prove(thm, ctx)
+    assert r.result == COUNTEREXAMPLE and r.detail.startswith("F14"), r.detail
+    w = r.witness
+    assert (w["pre.mx"], w["pre.lock"], w["pre.x_linked"]) == ("add_vmr", "add_vmr", "false")
+    assert w["pre.x_foff"] == "false" and w["post.x_linked"] == "true"
+    fixed, seed = System("fixed"), System("seed")
+    pre, post = st.make(64), st.make(64, "'")
+    assert not fixed.step_named("mx_set_file").build(fixed, pre, post)
+    assert len(seed.step_named("mx_set_file").build(seed, pre, post)) == 2
+
+
+def test_mprotect_splits_the_writable_bit() -> None:
+    """mprotect (F11): the old invariants on the constant x_w are false once mprotect is in
+    the system -- set_prot makes a VMR read-only under a PTE that keeps PTE_D, and a read
+    fill caches that D bit in E -- so they are restated on the PTE; the steps as written
+    keep every invariant on fixed, and their mutations do not."""
+    from proofs.removal.steps_mprotect import mp_pte_x, mp_set_prot, rm_p3_lock_x
+
+    ctx = Context("fixed", 64)
+    old = {"aux/x": lambda s: z3.Implies(s["xd"], s["x_w"]),
+           "aux/tlb": lambda s: z3.Implies(s["ed"], s["x_w"])}
+    for name, f in old.items():
+        s = z3.Solver()
+        s.add(*ctx.dom, ctx.inv, f(ctx.pre), ctx.rel["mp_set_prot"], z3.Not(f(ctx.post)))
+        assert s.check() == z3.sat, name
+
+    def drops_d(sys, pre, post):  # type: ignore[no-untyped-def]
+        [alt] = mp_pte_x(sys, pre, post)
+        return [system_module.Alt(alt.guard, {**alt.changes, "xd": False})]
+
+    def old_constant(sys, pre, post):  # type: ignore[no-untyped-def]
+        [alt] = rm_p3_lock_x(sys, pre, post)
+        return [system_module.Alt(alt.guard, {**alt.changes, "rm_w": pre["x_w"]})]
+
+    assert not _breaks("fixed", "mp_pte_x", mp_pte_x, "dirty-recorded")
+    assert _breaks("fixed", "mp_pte_x", drops_d, "dirty-recorded")
+    assert not _breaks("fixed", "rm_p3_lock_x", rm_p3_lock_x, "aux/mprotect")
+    assert _breaks("fixed", "rm_p3_lock_x", old_constant, "aux/mprotect")
+    assert not _breaks("fixed", "mp_set_prot", mp_set_prot, "dirty-recorded")
+
+
+@pytest.mark.parametrize("variant,steps", [
+    ("seed", {"rm_p3_zero_x", "rm_p3_other"}),
+    ("fixed-without-removal-fold-always", {"rm_p3_x", "rm_p3_other"}),
+    ("fixed-without-atomic-pte-update", set())])
+def test_f11_counterexamples_are_where_pass_3_zeroes(variant: str, steps: set[str]) -> None:
+    """F11 breaks dirty-recorded where pass 3 drops the D bit of a read-only VMR: at the
+    exchange for 0 with atomic-pte-update, at the seed's later *pte = 0 without it."""
+    assert {e.step for e in expected_for(variant) if e.finding == "F11"} == steps

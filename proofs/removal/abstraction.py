@@ -4,9 +4,10 @@ slot, one PTE and one TLB entry, as values of the symbolic state (proofs/removal
 A *focus* picks the slot index ``i``, the PTE ``X`` of a shared declared VMR
 ``v`` mapping file page ``i`` at its page ``k`` (process ``p``'s PTE for that
 virtual page; or none: a phantom X whose VMR is already gone) and the core
-``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the VMR record
-of ``v`` (machine.Layout.decl_rec): the refinement suite has no op that moves
-it (refinement.OUT_OF_SCOPE).  Every
+``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the record of
+p that maps X's address now (``View.xrec``): the declared record of ``v`` (mmap
+creates it there) until a partial munmap's split_vmr moves X into the new
+record, or none once X's piece is destroyed (a phantom X whose VMR is gone).  Every
 other thread, PTE and TLB entry is summarised exactly as the symbolic state
 counts it.  Registers are read only where the symbolic state has a copy of
 them (``rm_old`` at i, the remover's and munmap's PTE registers at X, ...).
@@ -34,13 +35,14 @@ from pagemap.machine import (
     ThreadView,
     tlb_dirty,
     tlb_ppn,
+    tlb_writable,
 )
-from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, pte2ppn
+from pagemap.pageflags import PG_DIRTY, PG_REMOVAL, PG_UPTODATE, PTE_D, PTE_P, PTE_W, pte2ppn
 from pagemap.removal import _visits, store_get
 from pagemap.slot import PAGE2PPN_NULL
 from pagemap.vmr import MAP_LOCKED, MAP_SHARED, PGSHIFT, PROT_WRITE
 
-from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Rm
+from proofs.removal.state import OTHERS, Find, Ins, Lock, Mu, Mx, Rm
 
 _RAW = make_codec(contracts=False)
 
@@ -63,7 +65,7 @@ class Focus:
         return f"slot {self.i}, X {x}, E {e}"
 
     def rec(self, layout: Layout) -> int:
-        """X's VMR record."""
+        """The record of X's declared VMR (X's VMR until a split moves X: View.xrec)."""
         assert self.v is not None
         return layout.decl_rec[self.v]
 
@@ -122,6 +124,17 @@ class View:
             self._pm = self.m.pm_vmrs()
         return self._pm
 
+    def xrec(self, f: Focus) -> int | None:
+        """X's VMR: the record of X's process containing X's address, as find_vmr finds
+        it (split_vmr's new record covers [va, end) from split_new on, but the old one
+        comes first in address order until it shrinks); None once X's piece is freed."""
+        if f.v is None:
+            return None
+        key = ("xrec", f.v, f.k)
+        if key not in self.memo:
+            self.memo[key] = self.m.find_vmr(f.proc(self.L), f.vpn(self.L) << PGSHIFT)
+        return self.memo[key]  # type: ignore[no-any-return]
+
     def visits(self, r: ThreadView, rec: int) -> bool:
         """The remover's passes visit VMR record rec (its fields as they are now);
         shared by the foci of the state."""
@@ -148,9 +161,11 @@ def _ret(t: ThreadView) -> int:
 
 
 def _at(view: View, t: ThreadView, f: Focus) -> bool:
-    """The remover's walk is at X (rm_vmr is a record + 1, rm_k a virtual page)."""
-    return f.v is not None and t["rm_vmr"] == f.rec(view.L) + 1 and \
-        t["rm_k"] == f.vpn(view.L)
+    """The remover's walk is at X's PTE (rm_vmr is a record + 1, rm_k a virtual page):
+    by process and page, not by record, since on seed a split_vmr may move X to another
+    record while the walk, whose range was computed before, goes on over it."""
+    return f.v is not None and t["rm_vmr"] != 0 and \
+        view.L.rec_proc[t["rm_vmr"] - 1] == f.proc(view.L) and t["rm_k"] == f.vpn(view.L)
 
 
 def _pos(view: View, reg: int) -> int:
@@ -212,17 +227,24 @@ def _rm_phase(view: View, r: ThreadView | None, f: Focus) -> int:
 
 def _x_vis(view: View, r: ThreadView | None, f: Focus) -> bool:
     """The remover's passes visit X's VMR: it is on pm_vmrs and not skipped."""
-    if r is None or f.v is None or view.labels[r.id] == "pm_remove_contig.lock":
+    rec = view.xrec(f)
+    if r is None or rec is None or view.labels[r.id] == "pm_remove_contig.lock":
         return False
-    rec = f.rec(view.L)
     return view.m.on_pm(rec) and view.visits(r, rec)
+
+
+def _xrec(view: View, f: Focus) -> int:
+    """X's VMR where the remover's passes visit it (so it exists)."""
+    rec = view.xrec(f)
+    assert rec is not None
+    return rec
 
 
 def _x_v2(view: View, r: ThreadView, f: Focus) -> bool:
     """Pass 2 has visited X."""
     if not _x_vis(view, r, f):
         return False
-    v, k = _pos(view, f.rec(view.L) + 1), f.vpn(view.L)
+    v, k = _pos(view, _xrec(view, f) + 1), f.vpn(view.L)
     lab = view.labels[r.id]
     assert lab is not None
     func, label = lab.split(".")
@@ -251,7 +273,7 @@ def _x_owed(view: View, r: ThreadView, f: Focus) -> bool:
     lab = view.labels[r.id]
     assert lab is not None
     label = lab.split(".")[1]
-    if label in ("p2_read", "p2_write", "p2_unlock") and r["rm_vmr"] == f.rec(view.L) + 1:
+    if label in ("p2_read", "p2_write", "p2_unlock") and r["rm_vmr"] == _xrec(view, f) + 1:
         return True
     if r["rm_after"] == proc:
         return True
@@ -266,7 +288,7 @@ def _x_owed(view: View, r: ThreadView, f: Focus) -> bool:
 def _x_v3(view: View, r: ThreadView, f: Focus) -> bool:
     if not _x_vis(view, r, f):
         return False
-    v, k = _pos(view, f.rec(view.L) + 1), f.vpn(view.L)
+    v, k = _pos(view, _xrec(view, f) + 1), f.vpn(view.L)
     lab = view.labels[r.id]
     assert lab is not None
     label = lab.split(".")[1]
@@ -294,6 +316,10 @@ _MU_AT = {
     "munmap.shootdown": Mu.P1D, "munmap.shootdown_wait": Mu.SDW, "munmap.p2_start": Mu.P2,
     "munmap.unlock_pte2": Mu.P2D, "destroy_vmr.start": Mu.UL, "pm_remove_vmr.lock": Mu.UL,
     "pm_remove_vmr.unlink": Mu.UL, "destroy_vmr.free": Mu.DEAD,
+    # isolate_vmrs's split_vmr (and the seed's pm_add_vmr of the new VMR): before pass 1
+    **{f"split_vmr.{lab}": Mu.P1 for lab in ("new", "shrink", "lock_pm", "publish_locked",
+                                             "publish", "done")},
+    "pm_add_vmr.lock": Mu.P1, "pm_add_vmr.link": Mu.P1,
 }
 
 
@@ -301,9 +327,10 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
     """munmap of X's VMR: its phase (state.Mu) and its thread.  The munmap is the
     running op of a thread of X's process that names X's page; once destroy_vmr
     has freed the record, X's VMR is gone and the phase is NONE again."""
-    if f.v is None:
+    rec = view.xrec(f)
+    if rec is None:  # no VMR maps X's address: X's VMR is gone (or there is no X)
         return Mu.NONE, None
-    L, rec, vpn = view.L, f.rec(view.L), f.vpn(view.L)
+    L, vpn = view.L, f.vpn(view.L)
     for t, lab in zip(view.threads, view.labels, strict=True):
         if lab is None or t.proc != f.proc(L):
             continue
@@ -320,8 +347,8 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
                 not op.page <= f.k < op.page + op.pages:
             continue
         func = lab.split(".")[0]
-        if func not in ("munmap", "isolate_vmrs", "__vmr_free_pgs", "destroy_vmr",
-                        "pm_remove_vmr"):
+        if func not in ("munmap", "isolate_vmrs", "split_vmr", "pm_add_vmr", "__vmr_free_pgs",
+                        "destroy_vmr", "pm_remove_vmr"):
             continue
         if func in ("destroy_vmr", "pm_remove_vmr") or lab == "munmap.unlock_pte2":
             reg = t["dv_vmr"] if func == "destroy_vmr" else (
@@ -409,8 +436,52 @@ def _td_phase(view: View, t: ThreadView, lab: str, rec: int, vpn: int
     raise AbstractionError(f"teardown at an unknown step {lab}")
 
 
+#: __do_mmap's steps by where they leave X's VMR (state.Mx): the step named is the next
+#: one the thread runs, so at pm_add_vmr.lock create_vmr has run.
+_MX_AT = {"pm_add_vmr.lock": Mx.CREATED, "pm_add_vmr.link": Mx.ADD,
+          "mmap.set_file": Mx.LINKED}
+
+
+def _mx_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
+    """__do_mmap of X's VMR: its phase (state.Mx) and its thread -- the running op of
+    a thread of X's process that maps X's declared VMR, up to set_file (or, with
+    mmap-foff-first, up to the link)."""
+    if f.v is None:
+        return Mx.NONE, None
+    rec = f.rec(view.L)
+    for t, lab in zip(view.threads, view.labels, strict=True):
+        if lab not in _MX_AT or t.proc != f.proc(view.L):
+            continue
+        ops = view.cfg.threads[t.id].ops
+        op = ops[t["op"]] if t["op"] < len(ops) else None
+        if op is None or op.op != "mmap" or op.vmr != f.v or t["mm_vmr"] != rec + 1:
+            continue
+        return _MX_AT[lab], t
+    return Mx.NONE, None
+
+
 def _names(pte: int, page: int | None) -> bool:
     return pte != 0 and page is not None and pte2ppn(pte) == page
+
+
+#: pass 3's steps at which it holds the pte_lock it took at p3_lock for rm_vmr
+_P3_LOCKED = ("pm_remove_contig.p3_read", "pm_remove_contig.p3_dirty",
+              "pm_remove_contig.p3_zero", "pm_remove_contig.p3_unlock")
+
+
+def _mp_regs(view: View, f: Focus, page: int | None) -> dict[str, bool]:
+    """mprotect between its plain load and store of X (__do_mprotect's PTE loop, seed):
+    the thread of X's process at mprotect.pte_write on X, and the D bit it read.  X is
+    found by process and page, not by record: a partial mprotect walks the record its
+    split_vmr cut, which may be X's since the split."""
+    if f.v is not None:
+        vpn = f.vpn(view.L)
+        for t, lab in zip(view.threads, view.labels, strict=True):
+            if lab == "mprotect.pte_write" and t.proc == f.proc(view.L) and \
+                    t["mp_vpn"] == vpn:
+                return {"mp_rmw": True,
+                        "mp_d": _names(t["mp_pte"], page) and bool(t["mp_pte"] & PTE_D)}
+    return {"mp_rmw": False, "mp_d": False}
 
 
 def _refs(view: View, i: int) -> tuple[int, int, ThreadView | None, ThreadView | None,
@@ -536,6 +607,7 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     if inserter is not None:
         ipc = Ins.INS if view.labels[inserter.id] == "pm_insert_page.insert" else Ins.UNL
     mu, mt = _mu_phase(view, f)
+    mx, xt = _mx_phase(view, f)
     owner = m.get("pm_lock") - 1
     lock = Lock.FREE
     if owner >= 0:
@@ -548,6 +620,8 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
             lock = Lock.RM
         elif mt is not None and owner == mt.id and mu == Mu.UL:
             lock = Lock.MU
+        elif xt is not None and owner == xt.id and mx == Mx.ADD:
+            lock = Lock.ADD
     a.update(lock=lock, fpc=fpc, f_old=f_old, ipc=ipc, num=m.get("pm_num_pages"))
 
     a["others"] = _others(view, i)
@@ -574,20 +648,25 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     # X.
     if f.v is not None:
         vmr = cfg.vmrs[f.v]
-        rec = f.rec(layout)
+        rec = view.xrec(f)
         pte = m.pte(f.proc(layout), f.vpn(layout))
         if pte and not _names(pte, page):
             raise AbstractionError(f"X = {pte:#x} names page {pte2ppn(pte)}, not P = {page}")
         xn = _names(pte, page)
+        # vm_prot of X's VMR record (mprotect's set_prot writes it; freed with the record)
         a.update(xn=xn, xp=xn and bool(pte & PTE_P), xd=xn and bool(pte & PTE_D),
-                 x_w=bool(vmr.vm_prot & PROT_WRITE), x_locked=bool(vmr.vm_flags & MAP_LOCKED),
-                 x_linked=m.on_pm(rec), x_alive=m.alive(rec),
+                 x_pte_w=xn and bool(pte & PTE_W),
+                 x_w=rec is not None and m.alive(rec) and bool(m.vf(rec, "prot") & PROT_WRITE),
+                 x_locked=bool(vmr.vm_flags & MAP_LOCKED),
+                 x_linked=rec is not None and m.on_pm(rec),
+                 x_alive=rec is not None and m.alive(rec),
                  dead=m.pstate(f.proc(layout)) in (PROC_DYING, PROC_DEAD))
     else:
-        a.update(xn=False, xp=False, xd=False, x_w=False, x_locked=False, x_linked=False,
-                 x_alive=False, dead=False)
-    a["x_hasidx"] = bool(run and f.v is not None and r is not None and
-                         _RAW.vmr_has_page_idx(cfg.vmrs[f.v], r["rm_index"]))
+        a.update(xn=False, xp=False, xd=False, x_pte_w=False, x_w=False, x_locked=False,
+                 x_linked=False, x_alive=False, dead=False)
+    xrec = view.xrec(f)
+    a["x_hasidx"] = bool(run and xrec is not None and r is not None and
+                         _RAW.vmr_has_page_idx(m.vmr(xrec), r["rm_index"]))
     a["x_vis"] = run and _x_vis(view, r, f)
     x_v2 = rm in Rm.PASS2 and r is not None and _x_v2(view, r, f)
     a["x_v2"] = x_v2
@@ -597,6 +676,12 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     if rm in (Rm.P2W, Rm.P3D, Rm.P3Z) and r is not None:
         rr_n, rr_d = _names(r["rm_pte"], page), bool(r["rm_pte"] & PTE_D)
     a.update(rr_n=rr_n, rr_d=rr_d)
+    # pass 3 holds pte_lock of X's VMR, the record that maps X now (p3_lock done,
+    # p3_unlock not yet): its choice rm_w
+    rm_x3 = bool(rm in Rm.PASS3 and r is not None and xrec is not None
+                 and r["rm_vmr"] == xrec + 1 and view.labels[r.id] in _P3_LOCKED)
+    a.update(rm_x3=rm_x3, rm_w=rm_x3 and r is not None and bool(r["rm_w"]))
+    a.update(_mp_regs(view, f, page))
 
     # munmap of X's VMR.
     a["mu"] = mu
@@ -608,15 +693,16 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
     a.update(mr_n=mr_n, mr_d=mr_d)
 
     # E.
-    e = ed = ep = False
+    e = ed = ew = ep = False
     if f.c is not None and f.v is not None:
         entry = m.tlb(f.c, f.vpn(layout))
         if entry and tlb_ppn(entry) != page:
             raise AbstractionError(f"E maps page {tlb_ppn(entry)}, not P = {page}")
         e = bool(entry)
         ed = e and tlb_dirty(entry)
+        ew = e and tlb_writable(entry)
         ep = m.flush_pending(f.c)
-    a.update(e=e, ed=ed, ep=ep)
+    a.update(e=e, ed=ed, ew=ew, ep=ep)
 
     # Other PTEs naming P, and munmap registers holding their D bit.
     counts = dict.fromkeys(OTHERS, 0)
@@ -632,6 +718,10 @@ def abstract(layout: Layout, state: tuple[int, ...], f: Focus,
                     _names(t["fp_pte"], page) and t["fp_pte"] & PTE_D:
                 omd += 1
     a["omd"] = omd
+
+    # mmap of X's VMR: the record's own vm_file (0 from create_vmr to set_file on seed)
+    a["mx"] = mx
+    a["x_foff"] = f.v is None or not m.alive(f.rec(layout)) or bool(m.vf(f.rec(layout), "file"))
     return a
 
 

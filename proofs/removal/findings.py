@@ -17,6 +17,7 @@ from typing import Any
 import z3
 from pagemap.checker.findings import FINDINGS as CHECKER_FINDINGS
 
+from proofs.removal.state import Mu, Rm
 from proofs.removal.system import System, others_dirty, others_total
 
 And, Not = z3.And, z3.Not
@@ -26,13 +27,14 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6, F8
+    finding: str  # F1..F6, F8, F10, F14
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
     pin_doc: str
     why: str
     seed: bool = True  # also a counterexample on seed (whose other fixes are off too)
+    alone: bool = True  # also on fixed-without-FIX (False: it needs another fix off too)
 
 
 def _d_lost_x(reg: str) -> Callable[[System, S, S], Any]:
@@ -68,6 +70,26 @@ def _write_failed(sys: System, a: S, b: S) -> Any:
     return And(a["kfs"], a["newer"], Not(b["dirty"]))
 
 
+def _tail_names_p(sys: System, a: S, b: S) -> Any:
+    return And(a["xn"], a["x_linked"], Not(b["x_linked"]))
+
+
+def _tail_mid_rmw(sys: System, a: S, b: S) -> Any:
+    return And(z3.Or(a["rm"] == Rm.P2W, a["rm"] == Rm.P3D, a["rm"] == Rm.P3Z), Not(b["x_linked"]))
+
+
+def _tail_mid_p3(sys: System, a: S, b: S) -> Any:
+    return And(z3.Or(a["rm"] == Rm.P3D, a["rm"] == Rm.P3Z), Not(b["x_linked"]))
+
+
+def _tail_e_uncovered(sys: System, a: S, b: S) -> Any:
+    return And(a["e"], Not(a["xp"]), a["x_v2"], Not(a["x_sent"]), a["mu"] == Mu.NONE)
+
+
+def _linked_unset(sys: System, a: S, b: S) -> Any:
+    return And(Not(a["x_linked"]), b["x_linked"], Not(b["x_foff"]))
+
+
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
     return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
 
@@ -79,9 +101,26 @@ F4 = ("munmap-fold-dirty", "F4")
 F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
+F10 = ("split-vmr-under-pm-lock", "F10")
+F14 = ("mmap-foff-first", "F14")
+F11 = ("removal-fold-always", "F11")
+
+
+def _no_fold_x(sys: System, a: S, b: S) -> Any:
+    """Pass 3 found X's VMR read-only at p3_lock and X has PTE_D."""
+    return And(a["xd"], Not(a["rm_w"]), Not(a["x_w"]), Not(b["dirty"]))
+
+
+def _no_fold_read(sys: System, a: S, b: S) -> Any:
+    """Seed's zeroing of X read with PTE_D, no fold chosen, PG_DIRTY clear."""
+    return And(a["rr_d"], Not(a["rm_w"]), Not(a["dirty"]))
 
 _D1 = "the CPU set PTE_D between the load and the store of the plain *pte &= ~PTE_P"
 _D4 = "__vmr_free_pgs zeroes a PTE whose D bit it read, without PG_DIRTY"
+_DM = ("the CPU set PTE_D between the load and the store of mprotect's plain "
+       "*pte = (*pte & ~PTE_PERM) | pte_prot")
+_D11 = ("mprotect kept PTE_D on a VMR it made read-only, and pass 3 (__pm_mark_unmap, chosen "
+        "by vm_prot at p3_lock) zeroes the PTE without folding it into PG_DIRTY")
 
 EXPECTED: tuple[Expected, ...] = (
     *(Expected(*F1, inv, "rm_p2_write_x", _d_lost_x("rr_d"),
@@ -138,6 +177,46 @@ EXPECTED: tuple[Expected, ...] = (
                "pm_remove_contig ignores writepage's return value: P keeps PG_REMOVAL with "
                "PG_DIRTY cleared, and the final loop frees the data the store never got")
       for inv in ("dirty-recorded", "dirty-loop-post")),
+    Expected(*F10, "aux/x", "split_shrink_x", _tail_names_p,
+             "X in [va, end) names P when old->vm_end = va takes it off pm_vmrs",
+             "split_vmr shrinks the old VMR before pm_add_vmr of the new one: X's VMR is on "
+             "no list the remover reads, so a removal leaves X present and frees P"),
+    Expected(*F10, "aux/registers", "split_shrink_x", _tail_mid_rmw,
+             "the remover is between reading and writing X when X's VMR leaves pm_vmrs",
+             "the shrink needs only vmr_lock: it lands in the middle of a pass over the VMR "
+             "(the walk's range, read before, goes on past the new vm_end)"),
+    Expected(*F10, "aux/mprotect", "split_shrink_x", _tail_mid_p3,
+             "pass 3 is between reading and zeroing X when X's VMR leaves pm_vmrs",
+             "the shrink lands while pass 3 holds the old record's pte_lock in the middle of "
+             "X: X is in a record the pass no longer holds, with the fold choice made for "
+             "the old one"),
+    Expected(*F10, "tlb-covered", "split_shrink_x", _tail_e_uncovered,
+             "E outlives X's PTE_P, covered only by the remover's pass 2 over X's VMR",
+             "X's VMR leaves pm_vmrs before the remover's shootdown of its process: no one "
+             "owes E's core a flush any more"),
+    Expected(*F14, "stable-foff", "mx_link", _linked_unset,
+             "pm_add_vmr links X's VMR with vm_file and vm_foff still 0",
+             "__do_mmap calls pm_add_vmr before it sets vm_file and vm_foff: the VMR is on "
+             "pm_vmrs, where pm_remove_contig reads its offset holding only pm_lock, with the "
+             "offset 0 (the remover's vmr_idx_to_va asserts once set_file changes it)"),
+    *(Expected(*F1, inv, "mp_pte_write_x", _d_lost_x("mp_d"),
+               "mprotect read X without D, X has D now", "mprotect on X: " + _DM)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    *(Expected(*F1, inv, "mp_pte_other", _d_lost_other,
+               "another PTE naming P loses PTE_D, PG_DIRTY clear",
+               "mprotect on another PTE: " + _DM)
+      for inv in ("dirty-recorded", "tlb-dirty-recorded")),
+    # atomic-pte-update exchanges X for 0 at the read: the D bit goes there ...
+    Expected(*F11, "dirty-recorded", "rm_p3_x", _no_fold_x,
+             "X has PTE_D, its VMR was read-only at p3_lock and is now, PG_DIRTY clear",
+             "pass 3 on X: " + _D11, seed=False),
+    # ... the seed's plain read leaves X until its *pte = 0
+    Expected(*F11, "dirty-recorded", "rm_p3_zero_x", _no_fold_read,
+             "the value read has PTE_D, no fold was chosen, PG_DIRTY clear",
+             "pass 3 on X, seed's zeroing: " + _D11, alone=False),
+    Expected(*F11, "dirty-recorded", "rm_p3_other", _d_lost_other,
+             "another PTE naming P loses PTE_D, PG_DIRTY clear",
+             "pass 3 on another PTE: " + _D11),
     Expected(*F5, "tlb-covered", "mu_shootdown", _queued_only,
              "async shootdown: E survives the send, only a flush is queued",
              "munmap's proc_tlbshootdown returns before E's core has flushed; munmap zeroes "
@@ -152,7 +231,7 @@ def expected_for(variant: str) -> tuple[Expected, ...]:
         return tuple(e for e in EXPECTED if e.seed)
     prefix = "fixed-without-"
     if variant.startswith(prefix):
-        return tuple(e for e in EXPECTED if e.fix == variant[len(prefix):])
+        return tuple(e for e in EXPECTED if e.fix == variant[len(prefix):] and e.alone)
     return ()
 
 

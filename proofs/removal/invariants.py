@@ -18,7 +18,7 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import OTHER_STATES, Find, Ins, Lock, Mu, Rm
+from proofs.removal.state import OTHER_STATES, Find, Ins, Lock, Mu, Mx, Rm
 from proofs.removal.system import (
     System,
     b2i,
@@ -78,6 +78,10 @@ def init(sys: System, s: S) -> Any:
         *[s[f"a_{k}"] == 0 for k in ("pd", "nc", "nd")],
         *[s[f"b_{k}"] == 0 for k in OTHER_STATES],
         Implies(Not(s["live"]), s["a_pc"] == 0), s["omd"] == 0,
+        s["mx"] == Mx.NONE, s["x_foff"],  # no mmap started; declared VMRs have their file
+        # mprotect: X was prefaulted with its VMR's protection
+        s["x_pte_w"] == And(s["xn"], s["x_w"]),
+        *[Not(s[v]) for v in ("ew", "rm_x3", "rm_w", "mp_rmw", "mp_d")],
     )
 
 
@@ -104,6 +108,9 @@ def kept_flag(sys: System, s: S) -> Any:
 
 
 POST_P3 = Rm.DIRTY + (Rm.WB, Rm.FL, Rm.FCAS)
+#: The mark pass and passes 2 and 3: pm_lock held since the run's lock step, and the
+#: only phases that read the run's VMR choices.
+PASSES = (Rm.MARK, Rm.MCAS, Rm.MPAGE) + Rm.PASS2 + Rm.PASS3
 POST_WAIT = Rm.PASS3 + POST_P3
 
 
@@ -339,9 +346,12 @@ def aux_mark(sys: System, s: S) -> Any:
 def passes_visit_every_vmr(sys: System, s: S) -> Any:
     """During a run, passes 2 and 3 visit every VMR on pm_vmrs that is not MAP_LOCKED
     (X's, whatever X is), and the PTEs of the VMRs they skip name only pinned pages,
-    which the mark pass leaves alone.  (p2-post, p3-post, shootdown-post)"""
+    which the mark pass leaves alone.  (p2-post, p3-post, shootdown-post)  The visit
+    part is stated for the mark pass and the passes (``PASSES``): after them nothing
+    reads it, and a VMR mmap links while the remover writes back is linked after them."""
     run = is_in(s["rm"], Rm.RUN)
-    return And(Implies(run, s["x_vis"] == And(s["x_linked"], Not(s["x_locked"]))),
+    return And(Implies(is_in(s["rm"], PASSES),
+                       s["x_vis"] == And(s["x_linked"], Not(s["x_locked"]))),
                Implies(And(run, others_total(s, "b") > 0), s["pinned"]))
 
 
@@ -364,12 +374,12 @@ def aux_run(sys: System, s: S) -> Any:
 
 @inv("aux/x")
 def aux_x(sys: System, s: S) -> Any:
-    """X names P only while P is live and read, in a live VMR on pm_vmrs; D needs a
-    writable VMR; munmap's pass 1 leaves X not present and pass 2 zero (the teardown of
+    """X names P only while P is live and read, in a live VMR on pm_vmrs (D no longer
+    needs a writable VMR: mprotect keeps it); munmap's pass 1 leaves X not present and pass 2 zero (the teardown of
     a dying process has no pass 1: X may be present in its pass 2).  (freed-page-
     unreachable, p2-post)"""
     return And(
-        Implies(s["xp"], s["xn"]), Implies(s["xd"], And(s["xn"], s["x_w"])),
+        Implies(s["xp"], s["xn"]), Implies(s["xd"], s["xn"]),
         Implies(s["xn"], And(s["live"], s["upd"], s["x_linked"], Not(window(s)))),
         Implies(s["x_linked"], s["x_alive"]),
         Implies(And(is_in(s["mu"], (Mu.P1D, Mu.SDW, Mu.P2, Mu.P2R, Mu.P2D)), Not(s["dead"])),
@@ -393,7 +403,7 @@ def aux_registers(sys: System, s: S) -> Any:
                 And(Not(s["rr_n"]), Not(s["rr_d"]))),
         Implies(s["rm"] == Rm.P2W,
                 And(s["rr_n"], s["xn"], s["xp"], Implies(s["rr_d"], s["xd"]), s["rmf"])),
-        Implies(s["rm"] == Rm.P3D, And(s["rr_n"], s["rr_d"], s["x_w"])),
+        Implies(s["rm"] == Rm.P3D, And(s["rr_n"], s["rr_d"], s["rm_w"])),
         Implies(s["rm"] == Rm.P2W, And(s["x_v2"], Not(s["x_sent"]))),
         Implies(is_in(s["rm"], (Rm.P3D, Rm.P3Z)), s["x_v3"]),
         Implies(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z)), marked(sys, s)),
@@ -403,15 +413,15 @@ def aux_registers(sys: System, s: S) -> Any:
     else:
         rr.append(Implies(s["rm"] == Rm.P3D, And(s["xn"], s["xd"])))
         rr.append(Implies(s["rm"] == Rm.P3Z,
-                          And(s["rr_n"], s["xn"], Implies(s["rr_d"], s["dirty"]),
-                              Implies(s["xd"], Or(s["rr_d"], Not(s["x_w"]))))))
+                          And(s["rr_n"], s["xn"], Implies(And(s["rr_d"], s["rm_w"]), s["dirty"]),
+                              Implies(s["xd"], s["rr_d"]))))
     mr = [
         Implies(s["mr_n"], And(s["live"], s["upd"], s["x_linked"])),
         Implies(Not(is_in(s["mu"], (Mu.P1W, Mu.P2R))), And(Not(s["mr_n"]), Not(s["mr_d"]))),
         Implies(s["mu"] == Mu.P1W,
                 And(s["mr_n"], s["xn"], s["xp"], Implies(s["mr_d"], s["xd"]), s["mu_need"])),
         Implies(s["mu"] == Mu.P2R,
-                And(s["mr_n"], Implies(s["mr_d"], s["x_w"]),
+                And(s["mr_n"],
                     Not(s["xn"]) if fold else And(s["xn"], s["mr_d"] == s["xd"]))),
         Not(And(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z)), is_in(s["mu"], (Mu.P1W, Mu.P2R)))),
     ]
@@ -434,7 +444,7 @@ def aux_tlb(sys: System, s: S) -> Any:
     has none.  (shootdown-post, tlb-covered)"""
     not_present = Not(And(s["xn"], s["xp"]))
     return And(
-        Implies(s["ed"], And(s["e"], s["x_w"])),
+        Implies(s["ed"], s["e"]),
         Implies(s["dead"], Not(s["e"])),
         Implies(s["e"], And(s["live"], s["upd"], Not(window(s)))),
         Implies(And(s["e"], Not(s["xn"])), is_in(s["mu"], (Mu.P2R, Mu.P2D, Mu.UL))),
@@ -486,6 +496,58 @@ def aux_writeback(sys: System, s: S) -> Any:
         Implies(And(s["rm"] == Rm.WB, s["dl_before"]), Not(s["wb"])),
         Implies(is_in(s["rm"], (Rm.DL, Rm.DRC, Rm.DT, Rm.DUM)), Not(s["wb"])),
         Implies(s["rm"] == Rm.DCL, s["wb"]),
+    )
+
+
+# == mmap (F14) ===============================================================================
+
+
+@inv("stable-foff", LEMMA)
+def stable_foff(sys: System, s: S) -> Any:
+    """A VMR on pm_vmrs has its vm_file and vm_foff set: pm_remove_contig reads them
+    holding only pm_lock (vmr_has_page_idx, vmr_for_each's vmr_idx_to_va, the pin), so
+    they must be right from the moment pm_add_vmr links the VMR.  (passes-visit-every-
+    vmr; the model's kernel-assert in vmr_idx_to_va, F14)"""
+    return Implies(s["x_linked"], s["x_foff"])
+
+
+@inv("aux/mmap")
+def aux_mmap(sys: System, s: S) -> Any:
+    """__do_mmap of X's VMR holds vmr_lock (no munmap of it meanwhile); pm_add_vmr's
+    holder of pm_lock is the mmap; the VMR joins pm_vmrs at the link, with vm_foff set
+    before it only with mmap-foff-first; vm_foff is unset only in that window.
+    (stable-foff, aux/x)"""
+    first = sys.fix("mmap-foff-first")
+    return And(
+        (s["lock"] == Lock.ADD) == (s["mx"] == Mx.ADD),
+        Implies(s["mx"] != Mx.NONE, And(s["x_alive"], s["mu"] == Mu.NONE)),
+        Implies(is_in(s["mx"], (Mx.CREATED, Mx.ADD)),
+                And(Not(s["x_linked"]), s["x_foff"] == z3.BoolVal(first))),
+        Implies(s["mx"] == Mx.LINKED,
+                And(z3.BoolVal(not first), s["x_linked"], Not(s["x_foff"]))),
+        Implies(Not(s["x_foff"]), is_in(s["mx"], (Mx.CREATED, Mx.ADD, Mx.LINKED))),
+    )
+
+
+@inv("aux/mprotect")
+def aux_mprotect(sys: System, s: S) -> Any:
+    """What mprotect split off the VMR's PROT_WRITE: X's PTE_W and E's W bit exist only
+    with X and E; pass 3's choice lives from p3_lock to p3_unlock of X's VMR and is to
+    fold with removal-fold-always; mprotect's register holds the D bit of present X
+    between its load and store, under pte_lock (no remover, munmap or pass 3 of X's
+    VMR in between).  (dirty-recorded, tlb-dirty-recorded)"""
+    return And(
+        Implies(s["x_pte_w"], s["xn"]),
+        Implies(s["ew"], s["e"]),
+        Implies(s["rm_w"], s["rm_x3"]),
+        Implies(s["rm_x3"], And(is_in(s["rm"], Rm.PASS3), s["x_vis"])),
+        Implies(is_in(s["rm"], (Rm.P3D, Rm.P3Z)), s["rm_x3"]),
+        Implies(And(s["rm_x3"], z3.BoolVal(sys.fix("removal-fold-always"))), s["rm_w"]),
+        Implies(s["mp_rmw"], And(s["xn"], s["xp"], Implies(s["mp_d"], s["xd"]),
+                                 s["mu"] == Mu.NONE, Not(s["rm_x3"]),
+                                 Not(is_in(s["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z))))),
+        Implies(Not(s["mp_rmw"]), Not(s["mp_d"])),
+        Implies(z3.BoolVal(sys.fix("atomic-pte-update")), Not(s["mp_rmw"])),
     )
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import Find, Ins, Lock, Mu, Rm
-from proofs.removal.system import Alt, System, plain_holder
+from proofs.removal.state import Find, Ins, Lock, Mu, Mx, Rm
+from proofs.removal.system import Alt, System, is_in, plain_holder
 
 And, Or, Not = z3.And, z3.Or, z3.Not
 S = dict[str, Any]
@@ -96,6 +96,12 @@ def _lock_visits_index_only(sys: System, pre: S, post: S) -> list[Alt]:
     return rm_lock(seed, pre, post)
 
 
+def _link_before_foff(sys: System, pre: S, post: S) -> list[Alt]:
+    """pm_add_vmr links the VMR create_vmr made before vm_file and vm_foff are set."""
+    return [Alt(And(pre["mx"] == Mx.ADD, pre["lock"] == Lock.ADD, Not(is_in(pre["rm"], Rm.RUN))),
+                {"x_linked": True, "lock": Lock.FREE, "x_foff": False, "mx": Mx.LINKED})]
+
+
 def _mark_with_holder(sys: System, pre: S, post: S) -> list[Alt]:
     return [Alt(And(pre["rm"] == Rm.MARK, pre["slot"] != sys.c(0)),
                 {"slot": sys.set_removal(pre["slot"]), "rm": Rm.MPAGE})]
@@ -133,6 +139,9 @@ MUTANTS: dict[str, tuple[str, Mutant]] = {
     "tlb-dirty-recorded": ("mu_p2_zero_x", Mutant(
         "munmap zeroes the PTE without folding PTE_D (the seed's __vmr_free_pgs)",
         _mu_zero_drops_dirty)),
+    "stable-foff": ("mx_link", Mutant(
+        "pm_add_vmr links the VMR before vm_file and vm_foff are set (the seed's order)",
+        _link_before_foff)),
     "tlb-covered": ("mu_shootdown", Mutant(
         "munmap's shootdown without waiting for the flushes", _mu_shootdown_no_wait)),
 }

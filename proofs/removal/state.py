@@ -28,8 +28,8 @@ import z3
 class Lock:
     """Who holds pm_lock (``struct page_map.pm_lock``)."""
 
-    FREE, FIND, INS, RM, MU, OTHER = range(6)
-    NAMES = ("free", "find", "insert", "remover", "munmap", "other")
+    FREE, FIND, INS, RM, MU, OTHER, ADD = range(7)
+    NAMES = ("free", "find", "insert", "remover", "munmap", "other", "add_vmr")
 
 
 class Find:
@@ -76,6 +76,16 @@ class Mu:
              "p2_done", "unlink", "dead")
 
 
+class Mx:
+    """__do_mmap of X's VMR (kern/src/mm.c), from create_vmr to the point where the VMR
+    is an ordinary mapping on pm_vmrs: created (on the process's list only, vmr_lock
+    held), in pm_add_vmr holding pm_lock, linked with vm_foff still unset (the seed's
+    order: set_file comes after pm_add_vmr)."""
+
+    NONE, CREATED, ADD, LINKED = range(4)
+    NAMES = ("none", "created", "add_vmr", "linked")
+
+
 #: Other PTEs that name P, counted by class and by (present, dirty):
 #: class ``a`` -- in VMRs the remover's passes visit (all of them when no
 #: remover runs); class ``b`` -- in VMRs they skip (MAP_LOCKED, or on seed the
@@ -97,7 +107,9 @@ VARS: tuple[Var, ...] = (
     # parameters
     Var("null", "bv", const=True, doc="page2ppn(NULL): any word (spec/slot.md F-SLOT-NULL)"),
     Var("sync", "bool", const=True, doc="shootdown = sync (the ideal TLB service)"),
-    Var("x_w", "bool", const=True, doc="X's VMR is writable"),
+    Var("x_w", "bool",
+        doc="X's VMR has PROT_WRITE in vm_prot (mprotect's set_prot writes it; a variable "
+            "since mprotect, it was a constant that also stood for X's PTE_W)"),
     Var("x_locked", "bool", const=True, doc="X's VMR is MAP_LOCKED"),
     Var("scp", "bool", const=True, doc="X's process is an SCP (PROC_RUNNING_S when it runs)"),
     Var("enomem", "bool", const=True, doc="allocations may fail ([faults] enomem)"),
@@ -156,6 +168,18 @@ VARS: tuple[Var, ...] = (
     # other PTEs naming P, and munmap registers holding their D bit
     *(Var(name, "nat") for name in OTHERS),
     Var("omd", "nat", doc="munmap threads holding another PTE's D, fold pending (xchg)"),
+    # mmap of X's VMR (appended last: the other state variables keep their places)
+    Var("mx", "enum", len(Mx.NAMES), doc="__do_mmap of X's VMR"),
+    Var("x_foff", "bool",
+        doc="X's VMR has vm_file and vm_foff set (false only from __do_mmap's create_vmr "
+            "to its set_file)"),
+    # mprotect (F11) and what it splits off x_w: X's own PTE_W, E's, pass 3's choice
+    Var("x_pte_w", "bool", doc="X names P and has PTE_W (mprotect rewrites it)"),
+    Var("ew", "bool", doc="E is writable: the W bit the fill cached (a store needs it)"),
+    Var("rm_x3", "bool", doc="pass 3 holds pte_lock of X's VMR (p3_lock to p3_unlock)"),
+    Var("rm_w", "bool", doc="pass 3's fold choice for X's VMR, read at its p3_lock"),
+    Var("mp_rmw", "bool", doc="mprotect between the load and the store of X (seed)"),
+    Var("mp_d", "bool", doc="mprotect's register: the D bit of the value of X it read"),
 )
 
 BY_NAME = {v.name: v for v in VARS}
@@ -189,4 +213,4 @@ def domain(s: dict[str, Any]) -> list[Any]:
 def enum_names(var: str) -> tuple[str, ...] | None:
     """The value names of an enumeration variable, for witnesses."""
     return {"lock": Lock.NAMES, "fpc": Find.NAMES, "ipc": Ins.NAMES, "rm": Rm.NAMES,
-            "mu": Mu.NAMES}.get(var)
+            "mu": Mu.NAMES, "mx": Mx.NAMES}.get(var)

@@ -15,11 +15,12 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import Lock, Mu, Rm
+from proofs.removal.state import Lock, Mu, Mx, Rm
 from proofs.removal.system import (
     FREE,
     Alt,
     System,
+    hasidx_afresh,
     is_in,
     move,
     others_total,
@@ -41,13 +42,15 @@ MU_RMW_X = (Mu.P1W, Mu.P2R)
 
 @step("fault_install_x", ["__handle_page_fault.write_pte"])
 def fault_install_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A holder's page fault installs X: PTE(P, P|prot), keeping PTE_D of a !P PTE.
+    """A holder's page fault installs X: PTE(P, P|prot), keeping PTE_D of a !P PTE;
+    PTE_W from the VMR's vm_prot now (pte_prot).
 
     Needs vmr_lock (no munmap of X's VMR in progress) and a live VMR."""
     g = And(pre["upd"], plain_holder(pre), pre["mu"] == Mu.NONE, pre["x_alive"],
             pre["x_linked"], Not(And(pre["xn"], pre["xp"])),
             Not(is_in(pre["rm"], RM_RMW_X)))
-    return [Alt(g, {"xn": True, "xp": True, "xd": And(pre["xn"], pre["xd"])})]
+    return [Alt(g, {"xn": True, "xp": True, "xd": And(pre["xn"], pre["xd"]),
+                    "x_pte_w": pre["x_w"]})]
 
 
 @step("fault_install_other", ["__handle_page_fault.write_pte"])
@@ -70,50 +73,55 @@ def fault_install_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) 
 
 @step("tlb_fill_read", ["user_access.try"])
 def tlb_fill_read(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A load misses, walks present X: E is filled with X's dirty bit (a user access:
-    not once X's process is dying)."""
+    """A load misses, walks present X: E is filled with X's dirty and writable bits (a
+    user access: not once X's process is dying)."""
     return [Alt(And(Not(pre["e"]), Not(pre["dead"]), pre["xn"], pre["xp"]),
-                {"e": True, "ed": pre["xd"]})]
+                {"e": True, "ed": pre["xd"], "ew": pre["x_pte_w"]})]
 
 
 @step("tlb_fill_write", ["user_access.try"])
 def tlb_fill_write(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A store misses, walks present writable X: sets PTE_D, fills E dirty, stores."""
-    return [Alt(And(Not(pre["e"]), Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_w"]),
-                {"e": True, "ed": True, "xd": True, "newer": True})]
+    """A store misses, walks present X with PTE_W: sets PTE_D, fills E dirty and
+    writable, stores."""
+    return [Alt(And(Not(pre["e"]), Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_pte_w"]),
+                {"e": True, "ed": True, "ew": True, "xd": True, "newer": True})]
 
 
 @step("tlb_store_dirty", ["user_access.try"])
 def tlb_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A store hits dirty E: straight to the page, the PTE is not looked at."""
-    return [Alt(And(pre["e"], pre["ed"]), {"newer": True})]
+    """A store hits dirty writable E: straight to the page, the PTE is not looked at."""
+    return [Alt(And(pre["e"], pre["ed"], pre["ew"]), {"newer": True})]
 
 
 @step("tlb_store_clean", ["user_access.try"])
 def tlb_store_clean(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A store hits clean E: the CPU's locked update sets PTE_D of present X."""
-    return [Alt(And(pre["e"], Not(pre["ed"]), pre["x_w"], pre["xn"], pre["xp"]),
+    """A store hits clean writable E: the CPU's locked update sets PTE_D of present X
+    (the re-walk needs PTE_W too)."""
+    return [Alt(And(pre["e"], Not(pre["ed"]), pre["ew"], pre["x_pte_w"], pre["xn"], pre["xp"]),
                 {"ed": True, "xd": True, "newer": True})]
 
 
 @step("tlb_store_fault", ["user_access.try"])
 def tlb_store_fault(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """A store hits clean E but X is not present: page fault, E is dropped."""
-    return [Alt(And(pre["e"], Not(pre["ed"]), pre["x_w"], Not(And(pre["xn"], pre["xp"]))),
-                {"e": False, "ed": False})]
+    """A store hits clean E but X is not present (or lost PTE_W to mprotect), or hits a
+    read-only E: page fault, E is dropped."""
+    gone = {"e": False, "ed": False, "ew": False}
+    return [Alt(And(pre["e"], Not(pre["ed"]), pre["ew"],
+                    Not(And(pre["xn"], pre["xp"], pre["x_pte_w"]))), gone),
+            Alt(And(pre["e"], Not(pre["ew"])), gone)]
 
 
 @step("tlb_flush", ["flush event (proc_tlbshootdown's IPI lands)"])
 def tlb_flush(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """The pending flush lands on E's core: its whole TLB goes."""
-    return [Alt(pre["ep"], {"e": False, "ed": False, "ep": False})]
+    return [Alt(pre["ep"], {"e": False, "ed": False, "ew": False, "ep": False})]
 
 
 @step("tlb_exit", ["dispatch (the core's last thread returns, or its SCP blocks)"])
 def tlb_exit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """E's core leaves the address space, TLB emptied: its last thread finished, or its
     SCP blocked (PROC_WAITING)."""
-    return [Alt(True, {"e": False, "ed": False, "ep": False})]
+    return [Alt(True, {"e": False, "ed": False, "ew": False, "ep": False})]
 
 
 @step("x_kill", ["proc_destroy.kill (X's process)"])
@@ -121,7 +129,8 @@ def x_kill(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """proc_destroy(X's process): PROC_DYING, __death to its cores, which never run its
     user code again (their TLBs go, pending flushes with them).  Its threads in the
     kernel finish their kernel paths; __proc_free tears the address space down after."""
-    return [Alt(Not(pre["dead"]), {"dead": True, "e": False, "ed": False, "ep": False})]
+    return [Alt(Not(pre["dead"]),
+                {"dead": True, "e": False, "ed": False, "ew": False, "ep": False})]
 
 
 def shoot_e(sys: System, pre: dict[str, Any], post: dict[str, Any],
@@ -136,7 +145,7 @@ def shoot_e(sys: System, pre: dict[str, Any], post: dict[str, Any],
     it, and an SCP's thread runs on the SCP's one core, E's."""
     reach = Or(Not(pre["scp"]), z3.BoolVal(sys.fix("shootdown-scp-remote") or not remote))
     out = [
-        Alt(True, {"e": False, "ed": False}),
+        Alt(True, {"e": False, "ed": False, "ew": False}),
         Alt(And(Not(pre["sync"]), reach), {"ep": True}),
         Alt(And(Not(pre["sync"]), Not(pre["e"])), {}),
     ]
@@ -158,7 +167,7 @@ def other_store_present(sys: System, pre: dict[str, Any], post: dict[str, Any]) 
     """Another entry stores through a present PTE naming P: that PTE gets PTE_D."""
     g = And(pre["live"], pre["upd"])
     # through X: another core of X's process, which runs no user code once it is dying
-    out = [Alt(And(g, Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_w"]),
+    out = [Alt(And(g, Not(pre["dead"]), pre["xn"], pre["xp"], pre["x_pte_w"]),
                {"xd": True, "newer": True})]
     for c in "ab":
         out.append(plus(move(pre, f"{c}_pc", f"{c}_pd"), g, newer=True))
@@ -179,8 +188,10 @@ def other_store_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) ->
 
 @step("mu_start", ["munmap.lock_vmr"])
 def mu_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now."""
-    return [Alt(pre["mu"] == Mu.NONE, {"mu": Mu.P1, "mu_need": False})]
+    """spin_lock(&p->vmr_lock) for munmap of X's VMR: no fault in X's process now (and
+    no __do_mmap or mprotect of X's VMR, which hold vmr_lock throughout)."""
+    return [Alt(And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, Not(pre["mp_rmw"])),
+                {"mu": Mu.P1, "mu_need": False})]
 
 
 @step("td_start", ["unmap_and_destroy_vmrs.lock_vmr"])
@@ -189,7 +200,9 @@ def td_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt
     unmap_and_destroy_vmrs takes vmr_lock and runs __vmr_free_pgs over every VMR --
     the teardown enters munmap's pass 2 on X's VMR with no pass 1 and no shootdown
     (no user code runs, its TLBs went with proc_destroy), so X may still be present."""
-    return [Alt(And(pre["dead"], pre["mu"] == Mu.NONE, pre["x_alive"]), {"mu": Mu.P2})]
+    return [Alt(And(pre["dead"], pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_alive"],
+                    Not(pre["mp_rmw"])),
+                {"mu": Mu.P2})]
 
 
 @step("mu_p1_x", ["munmap.p1_read"])
@@ -251,7 +264,7 @@ def mu_p2_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]
     at = And(pre["mu"] == Mu.P2, Not(is_in(pre["rm"], RM_RMW_X)))
     reg = {"mr_n": True, "mr_d": pre["xd"], "mu": Mu.P2R}
     if sys.fix("munmap-fold-dirty"):
-        reg.update(xn=False, xp=False, xd=False)
+        reg.update(xn=False, xp=False, xd=False, x_pte_w=False)
     return [Alt(And(at, pre["xn"]), reg), Alt(And(at, Not(pre["xn"])), {"mu": Mu.P2D})]
 
 
@@ -262,7 +275,7 @@ def mu_p2_zero_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
     if sys.fix("munmap-fold-dirty"):
         ch["dirty"] = Or(pre["dirty"], And(pre["mr_n"], pre["mr_d"]))
     else:
-        ch.update(xn=False, xp=False, xd=False)
+        ch.update(xn=False, xp=False, xd=False, x_pte_w=False)
     return [Alt(pre["mu"] == Mu.P2R, ch)]
 
 
@@ -309,8 +322,12 @@ def other_unlink(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list
 
 @step("mu_end", ["destroy_vmr.free"])
 def mu_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """destroy_vmr takes the VMR off its process's list and frees it."""
-    return [Alt(pre["mu"] == Mu.DEAD, {"x_alive": False, "mu": Mu.NONE})]
+    """destroy_vmr takes the VMR off its process's list and frees it (its fields are
+    gone, vm_prot with them: vmr_has_page_idx of X's VMR means nothing any more,
+    steps_split)."""
+    return [Alt(And(pre["mu"] == Mu.DEAD,
+                    hasidx_afresh(pre, post)),
+                {"x_alive": False, "x_w": False, "mu": Mu.NONE, "x_hasidx": FREE})]
 
 
 # -- munmap passes over other PTEs naming P -------------------------------------------------------

@@ -134,7 +134,8 @@ def file_write_dirty(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> 
 @step("other_lock", ["pm_find_page.lock (another index)", "pm_insert_page.lock (another index)",
                      "pm_remove_contig.lock (a remover not covering i)",
                      "pm_remove_contig.relock (a remover not covering i)",
-                     "pm_remove_vmr.lock (munmap of another VMR)"])
+                     "pm_remove_vmr.lock (munmap of another VMR)",
+                     "pm_add_vmr.lock (mmap of another VMR)"])
 def other_lock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """pm_lock taken for another index, another VMR, or by a remover not covering i."""
     return [Alt(pre["lock"] == Lock.FREE, {"lock": Lock.OTHER})]
@@ -156,9 +157,11 @@ def other_free(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[A
 
 @step("other_unlock", ["pm_find_page.unlock (another index)",
                        "pm_insert_page.unlock (another index)",
+                       "pm_insert_page.insert (another index: -EEXIST or -ENOMEM unlock)",
                        "pm_remove_contig.dirty_unlock (a remover not covering i)",
                        "pm_remove_contig.final_unlock (a remover not covering i)",
-                       "pm_remove_vmr.unlink (munmap of another VMR)"])
+                       "pm_remove_vmr.unlink (munmap of another VMR)",
+                       "pm_add_vmr.link (mmap of another VMR)"])
 def other_unlock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """The unlock: pm_insert_page's pm_num_pages++, or the remover's -= nr_removed."""
     return [Alt(pre["lock"] == Lock.OTHER,

@@ -115,7 +115,7 @@ def rm_p2_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]
     """__pm_mark_not_present on X: if PAGE_PRESENT and PG_REMOVAL, clear PTE_P --
     atomic_and with atomic-pte-update, else the load of a load+store."""
     at = And(pre["rm"] == Rm.P2, pre["x_vis"], Not(pre["x_v2"]),
-             Not(Or(*[pre["mu"] == m for m in MU_RMW_X])))
+             Not(Or(*[pre["mu"] == m for m in MU_RMW_X])), Not(pre["mp_rmw"]))
     hit = And(pre["xn"], pre["xp"], pre["rmf"])
     seen = {"x_v2": True, "x_sent": False}
     if sys.fix("atomic-pte-update"):
@@ -191,15 +191,16 @@ def rm_p3_start(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
 @step("rm_p3_x", ["pm_remove_contig.p3_read"])
 def rm_p3_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """__pm_mark_dirty_pgs_unmap on X (non-zero, PG_REMOVAL): read it -- exchange it
-    for 0 with atomic-pte-update -- and go fold PTE_D if the VMR is writable."""
+    for 0 with atomic-pte-update -- and go fold PTE_D if pass 3's choice at p3_lock
+    (``rm_w``: vm_prot had PROT_WRITE, or removal-fold-always) says so."""
     at = And(pre["rm"] == Rm.P3, pre["x_vis"], Not(pre["x_v3"]), Not(pre["ord"]),
-             Not(Or(*[pre["mu"] == m for m in MU_RMW_X])))
+             Not(Or(*[pre["mu"] == m for m in MU_RMW_X])), pre["rm_x3"], Not(pre["mp_rmw"]))
     hit = And(pre["xn"], pre["rmf"])
-    fold = And(pre["x_w"], pre["xd"])
+    fold = And(pre["rm_w"], pre["xd"])
     seen = {"x_v3": True}
     out = [Alt(And(at, Not(hit)), seen)]
     if sys.fix("atomic-pte-update"):
-        gone = {**seen, "xn": False, "xp": False, "xd": False}
+        gone = {**seen, "xn": False, "xp": False, "xd": False, "x_pte_w": False}
         out.append(Alt(And(at, hit, fold), {**gone, "rr_n": True, "rr_d": True, "rm": Rm.P3D}))
         out.append(Alt(And(at, hit, Not(fold)), gone))
     else:
@@ -222,15 +223,16 @@ def rm_p3_dirty_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> lis
 @step("rm_p3_zero_x", ["pm_remove_contig.p3_zero"])
 def rm_p3_zero_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """*pte = 0 (seed): a D bit set since the read is lost with it."""
-    return [Alt(pre["rm"] == Rm.P3Z, {"xn": False, "xp": False, "xd": False, "rr_n": False,
-                                       "rr_d": False, "rm": Rm.P3})]
+    return [Alt(pre["rm"] == Rm.P3Z, {"xn": False, "xp": False, "xd": False, "x_pte_w": False,
+                                       "rr_n": False, "rr_d": False, "rm": Rm.P3})]
 
 
 @step("rm_p3_other", ["pm_remove_contig.p3_read", "pm_remove_contig.p3_zero"])
 def rm_p3_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """Another class-a PTE of marked P is zeroed: exchanged for 0 with its D bit kept
     for the fold (atomic-pte-update), or (seed) zeroed after the fold of the D bit read
-    -- a present PTE can have gained D since that read."""
+    -- a present PTE can have gained D since that read.  Without removal-fold-always a
+    VMR whose vm_prot is read-only (mprotect kept PTE_D) is zeroed with no fold (F11)."""
     at = And(pre["rm"] == Rm.P3, pre["rmf"])
     out = []
     for s in OTHER_STATES:
@@ -241,6 +243,11 @@ def rm_p3_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
             out.append(plus(alt, Or(pre["dirty"], z3.BoolVal(s.startswith("p")))))
         else:
             out.append(alt)
+        if not sys.fix("removal-fold-always"):
+            if sys.fix("atomic-pte-update") and s.endswith("d"):
+                out.append(plus(alt, Not(pre["ord"])))  # exchanged, D not kept
+            elif s == "nd":
+                out.append(alt)  # zeroed, PG_DIRTY not set (the seed's present case is above)
     return out
 
 
@@ -257,6 +264,7 @@ def rm_p3_dirty_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) ->
 def rm_p3_end(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
     """Pass 3 is over: X visited (if its VMR is), every class-a PTE of marked P zeroed."""
     return [Alt(And(pre["rm"] == Rm.P3, Implies(pre["x_vis"], pre["x_v3"]), Not(pre["ord"]),
+                    Not(pre["rm_x3"]),
                     Implies(pre["rmf"], And(others_total(pre, "a") == 0, pre["omd"] == 0))),
                 {"rm": Rm.DL, "x_v3": False})]
 

@@ -104,7 +104,14 @@ class System:
         self.w = Z3Word(bits)
         self.max = refcnt_max(bits)
         # Importing the step modules registers their steps.
-        from proofs.removal import steps_mmu, steps_pm, steps_remover  # noqa: F401
+        from proofs.removal import (  # noqa: F401
+            steps_mmap,
+            steps_mmu,
+            steps_mprotect,
+            steps_pm,
+            steps_remover,
+            steps_split,
+        )
 
     def fix(self, name: str) -> bool:
         assert name in FIXES, name
@@ -187,6 +194,12 @@ def b2i(b: Any) -> Any:
 
 def is_in(x: Any, values: Iterable[int]) -> Any:
     return z3.Or(*[x == v for v in values])
+
+
+def hasidx_afresh(pre: dict[str, Any], post: dict[str, Any]) -> Any:
+    """vmr_has_page_idx(X's VMR, index) is read afresh: X's VMR has other fields now
+    (created, split, freed); the abstraction has it only during a run."""
+    return z3.Implies(z3.Not(is_in(pre["rm"], st.Rm.RUN)), z3.Not(post["x_hasidx"]))
 
 
 def others_total(s: dict[str, Any], cls: str = "ab") -> Any:

@@ -1,0 +1,78 @@
+"""Steps of mmap of X's VMR (kern/src/mm.c: __do_mmap, kern/src/pagemap.c: pm_add_vmr).
+
+__do_mmap runs with the process's vmr_lock held: create_vmr puts a zeroed VMR on the
+process's list and sets vm_prot and vm_flags (``mx_create``); pm_add_vmr takes
+pm_lock (``mx_add_lock``) and links the VMR on pm_vmrs (``mx_link``); then the seed
+sets vm_file and vm_foff (``mx_set_file``).  With the fix ``mmap-foff-first`` the two
+fields are set in create_vmr's step, before pm_add_vmr, and there is no set_file.
+Between the link and set_file the VMR is on pm_vmrs with vm_foff 0, and the remover
+reads VMRs on pm_vmrs holding only pm_lock (F14): ``stable-foff`` fails at the link.
+
+MAP_POPULATE's faults (under vmr_lock on seed, after it with hpf-load-unlocked) are
+page faults like any other: ``fault_install_x``.  merge_me and a failed populate are
+not modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR out
+while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import z3
+
+from proofs.removal.state import Lock, Mu, Mx, Rm
+from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, step
+
+And, Not = z3.And, z3.Not
+
+
+@step("mx_create", ["mmap.create"])
+def mx_create(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """create_vmr(p, addr, len); vm_prot, vm_flags (and, with mmap-foff-first, vm_file
+    and vm_foff): X's VMR is alive, on its process's list, not on pm_vmrs.  What
+    vmr_has_page_idx says of it is read afresh (the record has a geometry now),
+    and so is its vm_prot (``x_w``, the VMR's PROT_WRITE: steps_mprotect)."""
+    g = And(pre["mx"] == Mx.NONE, Not(pre["x_alive"]), pre["mu"] == Mu.NONE,
+            hasidx_afresh(pre, post))
+    return [Alt(g, {"mx": Mx.CREATED, "x_alive": True, "x_hasidx": FREE, "x_w": FREE,
+                    "x_foff": z3.BoolVal(sys.fix("mmap-foff-first"))})]
+
+
+@step("mx_add_lock", ["pm_add_vmr.lock"])
+def mx_add_lock(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """pm_add_vmr: spin_lock(&pm->pm_lock)."""
+    return [Alt(And(pre["mx"] == Mx.CREATED, pre["lock"] == Lock.FREE),
+                {"mx": Mx.ADD, "lock": Lock.ADD})]
+
+
+@step("mx_link", ["pm_add_vmr.link"])
+def mx_link(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """TAILQ_INSERT_TAIL(&pm->pm_vmrs, vmr); spin_unlock(&pm->pm_lock).
+
+    pm_lock is free only when no remover runs or while one writes back (or has
+    unlocked for good): a VMR linked during a run comes after its passes, which
+    are the only readers of the run's VMR choices, so ``x_vis`` is left free then
+    (passes-visit-every-vmr holds it only during the passes).  The run's pin
+    (``pinned``) is computed from the VMRs there at its lock; a MAP_LOCKED VMR
+    linked later would change what the abstraction counts as pinned, which the
+    proved system has no image of: such a link is left out (spec/removal/index.md,
+    section 6)."""
+    run = is_in(pre["rm"], Rm.RUN)
+    g = And(pre["mx"] == Mx.ADD, pre["lock"] == Lock.ADD)
+    ch: dict[str, Any] = {"x_linked": True, "lock": Lock.FREE,
+                          "mx": Mx.NONE if sys.fix("mmap-foff-first") else Mx.LINKED}
+    return [Alt(And(g, Not(run)), ch),
+            Alt(And(g, run, Not(pre["x_locked"])), {**ch, "x_vis": FREE})]
+
+
+@step("mx_set_file", ["mmap.set_file"])
+def mx_set_file(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """vmr->vm_file = file; vmr->vm_foff = offset, after pm_add_vmr (the seed's order;
+    with mmap-foff-first this happens in mx_create).  The run's view of X's VMR may
+    change with it (x_vis: the remover reads the fields live)."""
+    if sys.fix("mmap-foff-first"):
+        return []
+    run = is_in(pre["rm"], Rm.RUN)
+    ch: dict[str, Any] = {"x_foff": True, "mx": Mx.NONE}
+    return [Alt(And(pre["mx"] == Mx.LINKED, Not(run)), ch),
+            Alt(And(pre["mx"] == Mx.LINKED, run), {**ch, "x_vis": FREE})]
