@@ -77,8 +77,8 @@ FIXES: dict[str, str] = {
         "sees the new VMR with a file offset of 0"
     ),
     "populate-unmap-on-error": (
-        "when MAP_POPULATE's fault fails, __do_mmap zeroes the PTEs it already "
-        "filled (__vmr_free_pgs) before destroy_vmr"
+        "when MAP_POPULATE's fault fails, __do_mmap unmaps the VMR with __do_munmap "
+        "(clear PTE_P, shoot the TLBs down, zero the PTEs) before destroy_vmr"
     ),
 }
 

@@ -10,7 +10,8 @@ held, in the C's order:
     merge_me        merge_vmr with the VMR before, then the one after
     populate        __handle_page_fault(p, va, vm_prot) for each page, vmr_lock
                     still held; on an error destroy_vmr (the PTEs already filled
-                    stay), and on -ENOMEM the process is destroyed too
+                    stay; the fix ``populate-unmap-on-error`` calls __do_munmap over
+                    the VMR instead), and on -ENOMEM the process is destroyed too
 
 With ``hpf-load-unlocked`` the pages are faulted in after vmr_lock is dropped,
 through handle_page_fault (as later Akaros does), so that no load sleeps
@@ -168,31 +169,23 @@ def _failed(m: Machine, t: ThreadView, rv: int) -> None:
 @CODE.step("mmap", "populate_failed",
            "populate failed: destroy_vmr(vmr) (the PTEs already filled stay)", local=True,
            fixed={"populate-unmap-on-error":
-                  "populate failed: __vmr_free_pgs over vmr, then "
-                  "destroy_vmr(vmr)"})
+                  "populate failed: __do_munmap(p, vmr->vm_base, vmr->vm_end - vmr->vm_base) "
+                  "(vmr_lock held, as __do_munmap expects)"})
 def mm_populate_failed(m: Machine, t: ThreadView) -> object:
-    if not t["mm_vmr"]:  # (fixed path) the VMR went away meanwhile
+    """The error path of __do_mmap's MAP_POPULATE loop (kern/src/mm.c).  The seed only
+    destroy_vmr's the VMR.  The fix unmaps it as munmap does: __do_munmap over the VMR's
+    range, which the C could call here since vmr_lock is held -- clear PTE_P, shoot the
+    TLBs down (another thread of the process may have loaded a populated PTE into its
+    TLB), zero the PTEs (__vmr_free_pgs), then destroy_vmr.  The model enters its munmap
+    after the lock_vmr step: isolate_vmrs has nothing to cut when the range is one VMR's."""
+    r = t["mm_vmr"] - 1
+    if r < 0:  # (fixed path) the VMR went away meanwhile
         t.goto("mmap.unlock_vmr")
     elif m.cfg.fix("populate-unmap-on-error"):
-        t.goto("mmap.unmap_lock_pte")
+        t.call("munmap.lock_pte1", "mmap.unlock_vmr", mu_addr=m.vf(r, "base"),
+               mu_end=m.vf(r, "end"), mu_held=1)
     else:
         t.call("destroy_vmr.start", "mmap.unlock_vmr", dv_vmr=t["mm_vmr"])
-    return None
-
-
-@CODE.step("mmap", "unmap_lock_pte", "fix populate-unmap-on-error: spin_lock(&p->pte_lock)",
-           lock="pte_lock")
-def mm_unmap_lock_pte(m: Machine, t: ThreadView) -> object:
-    if not _lock(m, t, "pte_lock"):
-        return BLOCKED
-    t.call("__vmr_free_pgs.start", "mmap.unmap_unlock_pte", fp_vmr=t["mm_vmr"])
-    return None
-
-
-@CODE.step("mmap", "unmap_unlock_pte", "fix populate-unmap-on-error: spin_unlock(&p->pte_lock)")
-def mm_unmap_unlock_pte(m: Machine, t: ThreadView) -> object:
-    _unlock(m, t, "pte_lock")
-    t.call("destroy_vmr.start", "mmap.unlock_vmr", dv_vmr=t["mm_vmr"])
     return None
 
 

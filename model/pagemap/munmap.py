@@ -6,7 +6,11 @@ __do_munmap: isolate_vmrs cuts the VMRs at both ends of [addr, addr + len);
 pass 1 clears PTE_P of every VMR of the range under pte_lock and shoots down;
 pass 2, VMR by VMR, zeroes the PTEs under pte_lock (dropping the kref of pages
 that are not page-map pages) and then destroy_vmr (pm_remove_vmr under
-pm_lock).  unmap_and_destroy_vmrs runs __vmr_free_pgs over every VMR under one
+pm_lock).  The model's ``munmap`` is do_munmap (vmr_lock, __do_munmap, unlock);
+a caller that holds vmr_lock already and calls __do_munmap itself (the error
+path of mmap's MAP_POPULATE under the fix ``populate-unmap-on-error``) enters
+it after the lock with ``mu_held`` = 1 and leaves at ``done``, lock still held.
+unmap_and_destroy_vmrs runs __vmr_free_pgs over every VMR under one
 pte_lock hold, then destroy_vmr each, and shoots nothing down (every core has
 left the process by then, pagemap.proc).
 """
@@ -24,7 +28,7 @@ from pagemap.proc import proc_tlbshootdown, shootdown_pending
 from pagemap.vmrs import vpn_range
 
 CODE.function("munmap", ("mu_addr", "mu_end", "mu_vmr", "mu_vpn", "mu_pte", "mu_needed",
-                         "mu_next"))
+                         "mu_next", "mu_held"))
 
 
 def _in_range(m: Machine, t: ThreadView, r: int | None) -> bool:
@@ -145,7 +149,8 @@ def _p2_at(m: Machine, t: ThreadView, r: int | None) -> None:
         t.goto("munmap.lock_pte2")
     else:
         t["mu_vmr"] = 0
-        t.goto("munmap.unlock_vmr")
+        # __do_munmap called by a holder of vmr_lock returns with it still held.
+        t.goto("munmap.done" if t["mu_held"] else "munmap.unlock_vmr")
 
 
 @CODE.step("munmap", "lock_pte2", "spin_lock(&p->pte_lock); env_user_mem_walk(__vmr_free_pgs)",
@@ -176,14 +181,33 @@ def mu_p2_next(m: Machine, t: ThreadView) -> object:
     return None
 
 
+def _unmapped(m: Machine, t: ThreadView, rng: tuple[int, int, int]) -> bool:
+    """What __do_munmap leaves: no VMR and no PTE in [addr, addr + len), and no spinlock
+    held but the vmr_lock of a caller that held it (``mu_held``, rng[2]; the registers are
+    cleared by the return)."""
+    locks = (len(C.spinlocks_held(m, t)) == 1 and C.holds(m, t, "vmr_lock") if rng[2]
+             else C.no_spinlock(m, t))
+    return (not C.vmrs_overlapping(m, t.proc, rng[0], rng[1])
+            and C.ptes_zero(m, t.proc, rng[0], rng[1]) and locks)
+
+
 @CODE.step("munmap", "unlock_vmr", "spin_unlock(&p->vmr_lock); return 0")
-@icontract.snapshot(lambda t: (t["mu_addr"], t["mu_end"]), name="rng")
-@icontract.ensure(lambda OLD, m, t, result: C.blocked(result)
-                  or not C.vmrs_overlapping(m, t.proc, OLD.rng[0], OLD.rng[1])
-                  and C.ptes_zero(m, t.proc, OLD.rng[0], OLD.rng[1]) and C.no_spinlock(m, t),
+@icontract.snapshot(lambda t: (t["mu_addr"], t["mu_end"], t["mu_held"]), name="rng")
+@icontract.ensure(lambda OLD, m, t, result: C.blocked(result) or _unmapped(m, t, OLD.rng),
                   "munmap leaves no VMR and no PTE in [addr, addr + len)")
 def mu_unlock_vmr(m: Machine, t: ThreadView) -> object:
     _unlock(m, t, "vmr_lock")
+    t.ret("munmap")
+    return None
+
+
+@CODE.step("munmap", "done", "__do_munmap: return 0 (its caller keeps vmr_lock)", local=True)
+@icontract.require(lambda m, t: t["mu_held"] and C.holds(m, t, "vmr_lock"),
+                   "only a caller of __do_munmap that holds vmr_lock returns here")
+@icontract.snapshot(lambda t: (t["mu_addr"], t["mu_end"], t["mu_held"]), name="rng")
+@icontract.ensure(lambda OLD, m, t, result: _unmapped(m, t, OLD.rng),
+                  "__do_munmap leaves no VMR and no PTE in [addr, addr + len)")
+def mu_done(m: Machine, t: ThreadView) -> object:
     t.ret("munmap")
     return None
 

@@ -117,7 +117,8 @@ OP_FUNCTIONS: dict[str, frozenset[str]] = {
     "read": frozenset({"user_access"}) | _FAULT,
     "munmap": frozenset({"munmap", "__vmr_free_pgs", "destroy_vmr", "pm_remove_vmr"}) | _SPLIT,
     "mprotect": frozenset({"mprotect"}) | _SPLIT,
-    "mmap": frozenset({"mmap", "pm_add_vmr", "merge_vmr"}) | _FAULT,
+    # munmap: the error path of MAP_POPULATE under populate-unmap-on-error (__do_munmap)
+    "mmap": frozenset({"mmap", "pm_add_vmr", "merge_vmr", "munmap"}) | _FAULT,
     "exit": _TEARDOWN,
     "file_write": frozenset({"file_io"}) | _LOAD,
     "file_read": frozenset({"file_io"}) | _LOAD,

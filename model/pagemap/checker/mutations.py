@@ -462,6 +462,22 @@ _ALL = [
        (P("munmap:fp_zero", 'elif m.cfg.fix("munmap-fold-dirty") and pte & PTE_D:',
           "elif False:"),),
        "exit-vs-remove", "no-lost-write"),
+    # -- mmap: MAP_POPULATE's error path (F13)
+    Mutation("populate-no-unmap",
+       "a failed MAP_POPULATE destroys the VMR without unmapping the PTEs already filled "
+       "(undone fix populate-unmap-on-error)",
+       (P("mmap:mm_populate_failed", 'elif m.cfg.fix("populate-unmap-on-error"):',
+          "elif False:"),),
+       "populate-error", "contract", "no-use-after-free",
+       contract="after pass 2: no present PTE names a marked page"),
+    Mutation("populate-unmap-no-shootdown",
+       "a failed MAP_POPULATE zeroes the PTEs already filled and destroys the VMR "
+       "(__do_munmap's pass 2) without pass 1 and proc_tlbshootdown: a sibling core's TLB "
+       "keeps a populated PTE the remover no longer reaches",
+       (P("mmap:mm_populate_failed", 't.call("munmap.lock_pte1", "mmap.unlock_vmr"',
+          't.call("munmap.p2_start", "mmap.unlock_vmr"'),),
+       "populate-error-sibling-tlb", "contract", "no-use-after-free",
+       contract="after the shootdowns: no TLB maps a marked page"),
     # -- removal: KFS writepage, which VMRs the passes visit, pass 3's fold
     Mutation("kfs-writeback-error-ignored",
        "pm_remove_contig ignores writepage's -1 (KFS; undone fix removal-writeback-error): "
@@ -617,13 +633,6 @@ SURVIVORS: dict[str, Survivor] = {s.name: s for s in [
        (P("fault:hpf_private_copy", 'm.set_pg(page, "data", m.pg(cache, "data"))\n', ""),),
        "gap", "nothing checks what a read returns (the gap of the tool's survivors below)",
        ("scp-munmap-private", "munmap-async-private", "enomem-private", "exit-sibling")),
-    Survivor("populate-no-unmap",
-       "a failed MAP_POPULATE destroys the VMR without unmapping the PTEs already filled "
-       "(undone fix populate-unmap-on-error)",
-       (P("mmap:mm_populate_failed", 'elif m.cfg.fix("populate-unmap-on-error"):',
-          "elif False:"),), "gap",
-       "no mutation scenario has a MAP_POPULATE mmap whose fault fails part-way",
-       ("mmap-merge-vs-remove",)),
 ]}
 
 
