@@ -17,6 +17,7 @@ from pagemap.checker import mutations as mut
 from pagemap.machine import PROC_RUNNING_S, PROC_WAITING, Machine, ThreadView
 from pagemap.pageflags import pte2ppn
 from pagemap.removal import _next_pte
+from pagemap.verify import earlier_record
 
 from proofs.removal import refinement, steps_mmu, steps_pm, steps_remover
 from proofs.removal.findings import EXPECTED
@@ -33,6 +34,11 @@ UNEXERCISED = {"other_store_dirty"}
 
 @pytest.fixture(scope="module")
 def report() -> refinement.Report:
+    """Inside `pagemap verify`: the totals of its exhaustive refinement run (handed
+    over as a record); elsewhere a bounded run of every scenario."""
+    rec = earlier_record("refinement", "refinement/totals")
+    if rec is not None:
+        return refinement.Report.from_totals(rec.witness)
     return refinement.run(max_states=1500, walks=25, findings=False)
 
 
@@ -734,3 +740,26 @@ def test_an_mprotect_rewrite_dropping_d_is_caught() -> None:
                               model_replace={"mprotect.pte_read": drops_d})
     assert any("mprotect.pte_read" in f and "no symbolic step" in f and "xd: True -> False" in f
                for f in rep.failures), rep.failures[:3]
+
+
+def test_totals_record_carries_what_the_tests_assert_on() -> None:
+    """`pagemap verify` hands refinement/totals to its pytest child, whose `report`
+    fixture rebuilds the Report from it: the rebuilt Report answers every question the
+    tests above ask as the run's own did, through JSON, and a run with a failure or a
+    bound is not a pass."""
+    import json
+
+    rep = refinement.Report()
+    checker = refinement.Checker(rep)
+    refinement.check_scenario(checker, refinement.EXTRA / "refine-read-then-write.toml",
+                              "fixed", max_states=400, walks=2)
+    rep.unlabelled[("a", "b")] = 2
+    [rec] = [r for r in refinement.records(rep) if r.name == "refinement/totals"]
+    back = refinement.Report.from_totals(json.loads(json.dumps(rec.to_json()))["witness"])
+    for name in refinement.Report.TOTALS + ("failures", "matched", "unlabelled"):
+        assert getattr(back, name) == getattr(rep, name), name
+    assert rep.pairs > 0 and back.matched and rec.result == ("pass" if rep.exhaustive
+                                                             else "incomplete")
+    rep.fail("x")
+    [rec] = [r for r in refinement.records(rep) if r.name == "refinement/totals"]
+    assert rec.result == "violation"

@@ -305,7 +305,8 @@ def test_run_pytest_hands_its_child_the_proof_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The child reads back exactly this run's proof records (witness included) with
-    earlier_proofs; other kinds are not handed over; outside verify it gets None."""
+    earlier_proofs, and its refinement records with earlier_record; other kinds are
+    not handed over; outside verify it gets None."""
     monkeypatch.delenv(NESTED_ENV, raising=False)
     monkeypatch.delenv(verify.PROOFS_ENV, raising=False)
     assert verify.earlier_proofs("removal/", 64) is None
@@ -316,6 +317,8 @@ def test_run_pytest_hands_its_child_the_proof_records(
                     word_bits=32),
         CheckResult("proof", "encoding/y", "proved", "proved", 0.1, word_bits=64),
         CheckResult("scenario", "removal/s", "pass", "pass", 0.1, word_bits=64),
+        CheckResult("refinement", "refinement/totals", "pass", "pass", 0.0,
+                    witness={"pairs": 7}),
     ]
     proj = _project(tmp_path / "proofs", """
         from pagemap.verify import earlier_proofs
@@ -326,6 +329,9 @@ def test_run_pytest_hands_its_child_the_proof_records(
             assert r.witness == {"pte": 3, "dirty": False}
             assert [r.word_bits for r in earlier_proofs("removal/", 32)] == [32]
             assert earlier_proofs("layout/", 64) is None
+            from pagemap.verify import earlier_record
+            assert earlier_record("refinement", "refinement/totals").witness == {"pairs": 7}
+            assert earlier_record("scenario", "removal/s") is None  # not handed over
     """)
     [rec] = verify.run_pytest(proj, timeout=120, earlier=earlier)
     assert (rec.result, rec.detail.split(" in ")[0]) == ("pass", "1 passed")

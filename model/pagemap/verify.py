@@ -11,9 +11,10 @@ fewer checks.
 The ``test`` collector runs the pytest suite in a subprocess. It sets
 ``NESTED_ENV`` in the child so that a test which itself runs `pagemap verify`
 does not start pytest again (which would recurse forever). It also hands the
-child the proof records this run has already produced (``PROOFS_ENV``), so that
-the tests about the removal proofs assert on those records instead of proving
-everything a second time (``earlier_proofs``).
+child the proof and refinement records this run has already produced
+(``PROOFS_ENV``), so that the tests about the removal proofs and the refinement
+check assert on those records instead of running everything a second time
+(``earlier_proofs``, ``earlier_record``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ from pagemap.results import KINDS, RESULTS, CheckResult, text_table
 #: Set (to "1") in the environment of the pytest run that `verify` starts.
 NESTED_ENV = "PAGEMAP_VERIFY_NESTED"
 
-#: Set in the same child: a JSON file with the ``proof`` records of this run.
+#: Set in the same child: a JSON file with the ``proof`` and ``refinement`` records
+#: of this run (the kinds in ``HANDED``).
 PROOFS_ENV = "PAGEMAP_VERIFY_PROOFS"
+
+#: The kinds of record the pytest child is handed.
+HANDED = ("proof", "refinement")
 
 #: The repository root: model/pagemap/verify.py -> ../../
 REPO = Path(__file__).resolve().parents[2]
@@ -260,16 +265,27 @@ def pytest_summary(output: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _earlier() -> list[CheckResult] | None:
+    path = os.environ.get(PROOFS_ENV)
+    if not path:
+        return None
+    return [CheckResult(**d) for d in json.loads(Path(path).read_text())]
+
+
 def earlier_proofs(prefix: str, word_bits: int) -> list[CheckResult] | None:
     """Inside the pytest run of `pagemap verify`: the proof records of that run whose
     name starts with ``prefix``, at ``word_bits``; None when there are none (any other
     pytest run, or `verify --only test`), and the caller proves them itself."""
-    path = os.environ.get(PROOFS_ENV)
-    if not path:
-        return None
-    rows = [CheckResult(**d) for d in json.loads(Path(path).read_text())]
-    chosen = [r for r in rows if r.name.startswith(prefix) and r.word_bits == word_bits]
+    rows = _earlier() or []
+    chosen = [r for r in rows if r.kind == "proof" and r.name.startswith(prefix)
+              and r.word_bits == word_bits]
     return chosen or None
+
+
+def earlier_record(kind: str, name: str) -> CheckResult | None:
+    """Inside the pytest run of `pagemap verify`: that run's record of ``kind`` named
+    ``name``; None outside it (the caller then runs the check itself)."""
+    return next((r for r in _earlier() or [] if (r.kind, r.name) == (kind, name)), None)
 
 
 def run_pytest(repo: Path | None = None, timeout: float | None = None,
@@ -277,13 +293,14 @@ def run_pytest(repo: Path | None = None, timeout: float | None = None,
     """Run the pytest suite of ``repo`` in a subprocess: one ``test`` record.
 
     No ``-q`` here: the project's pytest configuration already adds one, and a
-    second suppresses the summary line this record reports. The ``proof`` records
-    among ``earlier`` go to the child in a file named by ``PROOFS_ENV``.
+    second suppresses the summary line this record reports. The records among
+    ``earlier`` of the kinds in ``HANDED`` go to the child in a file named by
+    ``PROOFS_ENV``.
     """
     repo = REPO if repo is None else repo
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pagemap-verify-") as tmp:
-        proofs = [r.to_json() for r in earlier if r.kind == "proof"]
+        proofs = [r.to_json() for r in earlier if r.kind in HANDED]
         extra: dict[str, str] = {}
         if proofs:
             extra[PROOFS_ENV] = str(Path(tmp) / "proofs.json")
