@@ -61,7 +61,10 @@ def test_invariants_hold_in_reachable_states(report: refinement.Report) -> None:
 
 def test_every_step_is_exercised(report: refinement.Report) -> None:
     matched = {name.split("+")[0] for name in report.matched}
-    assert {s.name for s in STEPS} - matched == UNEXERCISED
+    missing = {s.name for s in STEPS} - matched
+    # verify's exhaustive run also explores seed past its violations, where
+    # other_store_dirty may be realised; the bounded sample never reaches it
+    assert missing <= UNEXERCISED if report.exhaustive else missing == UNEXERCISED
 
 
 def _no_d_bit(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
