@@ -585,17 +585,18 @@ def test_deleting_split_shrink_x_is_caught() -> None:
 # -- mmap (F14): the scenarios are in the suite, the window is seen where the C has it ------
 
 MMAP_SCENARIOS = ("finding-mmap-foff-window", "mmap-vs-remove", "mmap-vs-file-write",
-                  "mmap-vs-munmap-vs-remove")
+                  "mmap-vs-munmap-vs-remove", "finding-populate-error",
+                  "populate-error-sibling-tlb")
 
 
 def test_mmap_scenarios_are_in_the_suite() -> None:
-    """mmap without merge and without a failing populate is modelled (steps_mmap); the
-    merge and the populate failure (F13) stay out, each with its reason."""
+    """mmap without merge is modelled (steps_mmap), the failing populate (F13) with it;
+    the merge stays out, with its reason."""
     kept = {p.stem for p in refinement.all_scenarios()}
     assert set(MMAP_SCENARIOS) <= kept
     gone = refinement.excluded()
     assert gone["mmap-merge-vs-remove"].startswith("mmap (merge)")
-    assert gone["finding-populate-error"].startswith("mmap (populate failure)")
+    assert not set(MMAP_SCENARIOS) & set(gone)
 
 
 def _mmap_run(variant: str, replace: dict[str, Any] | None = None) -> refinement.Report:
@@ -649,6 +650,47 @@ def test_an_abstraction_with_the_declared_foff_misses_f14(
 
     monkeypatch.setattr(refinement, "abstract", declared)
     rep = _mmap_run("seed")
+    assert not rep.realised
+
+
+def _populate_run(variant: str, replace: dict[str, Any] | None = None) -> refinement.Report:
+    rep = refinement.Report()
+    checker = refinement.Checker(rep, replace=replace)
+    checker.wanted = [(k, e) for k, e in enumerate(EXPECTED) if e.finding == "F13"]
+    assert refinement.check_scenario(
+        checker, refinement.SCENARIOS / "finding-populate-error.toml", variant)
+    return rep
+
+
+@pytest.mark.parametrize("variant", ["fixed-without-populate-unmap-on-error", "fixed"])
+def test_populate_error_path_refines_both_ways(variant: str) -> None:
+    """__do_mmap's MAP_POPULATE error path is mx_populate_failed, then munmap's steps (the
+    fix: from pass 1, so mu_p1_x and the rest) or straight to the unlink (the seed's
+    destroy_vmr); F13's counterexample is realised at the error path without the fix only."""
+    rep = _populate_run(variant)
+    assert not rep.failures, rep.failures[:3]
+    fixed = variant == "fixed"
+    assert {"mx_populate_failed", "mu_pm_lock", "mu_unlink", "mu_end"} <= set(rep.matched)
+    assert ("mu_p1_x" in rep.matched) == fixed and ("mu_p2_x" in rep.matched) == fixed
+    assert bool(rep.realised) == (not fixed)
+    assert all("mmap.populate_failed" in w for w in rep.realised.values())
+
+
+def test_a_populate_error_path_that_unmaps_on_seed_is_caught() -> None:
+    """mx_populate_failed with the fix's change on every variant (into munmap's pass 1):
+    the seed's destroy_vmr goes straight to the unlink, and the refinement reports it."""
+    from z3 import And, Not
+
+    from proofs.removal.state import Mu, Mx
+
+    def always_unmaps(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+        g = And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_alive"], Not(pre["mp_rmw"]))
+        return [Alt(g, {"mu": Mu.P1, "mu_need": False})]
+
+    rep = _populate_run("fixed-without-populate-unmap-on-error",
+                        replace={"mx_populate_failed": always_unmaps})
+    assert any("mmap.populate_failed" in f and "no symbolic step" in f for f in rep.failures), \
+        rep.failures[:3]
     assert not rep.realised
 
 

@@ -30,7 +30,8 @@ FINDING_OF_FIX = {"atomic-pte-update": "F1", "removal-shootdown-wait": "F2",
                   "removal-vmr-overlap": "F3", "munmap-fold-dirty": "F4",
                   "munmap-shootdown-wait": "F5", "shootdown-scp-remote": "F6",
                   "removal-writeback-error": "F8", "split-vmr-under-pm-lock": "F10",
-                  "removal-fold-always": "F11", "mmap-foff-first": "F14"}
+                  "removal-fold-always": "F11", "populate-unmap-on-error": "F13",
+                  "mmap-foff-first": "F14"}
 
 
 def test_findings_agree_with_the_checker() -> None:

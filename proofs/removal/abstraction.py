@@ -325,8 +325,9 @@ _MU_AT = {
 
 def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
     """munmap of X's VMR: its phase (state.Mu) and its thread.  The munmap is the
-    running op of a thread of X's process that names X's page; once destroy_vmr
-    has freed the record, X's VMR is gone and the phase is NONE again."""
+    running op of a thread of X's process that names X's page, or an mmap of X's VMR
+    on its MAP_POPULATE error path (the same steps, from destroy_vmr or from pass 1);
+    once destroy_vmr has freed the record, X's VMR is gone and the phase is NONE again."""
     rec = view.xrec(f)
     if rec is None:  # no VMR maps X's address: X's VMR is gone (or there is no X)
         return Mu.NONE, None
@@ -343,8 +344,14 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
             continue
         ops = view.cfg.threads[t.id].ops
         op = ops[t["op"]] if t["op"] < len(ops) else None
-        if op is None or op.op != "munmap" or op.vmr != f.v or \
-                not op.page <= f.k < op.page + op.pages:
+        if op is None or op.vmr != f.v:
+            continue
+        if op.op == "mmap":
+            # __do_mmap's MAP_POPULATE failed (mm_err): its error path destroys the whole
+            # VMR, by destroy_vmr (seed) or by __do_munmap over it (populate-unmap-on-error)
+            if not t["mm_err"]:
+                continue
+        elif op.op != "munmap" or not op.page <= f.k < op.page + op.pages:
             continue
         func = lab.split(".")[0]
         if func not in ("munmap", "isolate_vmrs", "split_vmr", "pm_add_vmr", "__vmr_free_pgs",

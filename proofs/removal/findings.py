@@ -27,7 +27,7 @@ S = dict[str, Any]
 @dataclass(frozen=True)
 class Expected:
     fix: str  # the fix whose absence makes this a counterexample
-    finding: str  # F1..F6, F8, F10, F14
+    finding: str  # F1..F6, F8, F10, F11, F13, F14
     invariant: str
     step: str
     pin: Callable[[System, S, S], Any]
@@ -90,6 +90,10 @@ def _linked_unset(sys: System, a: S, b: S) -> Any:
     return And(Not(a["x_linked"]), b["x_linked"], Not(b["x_foff"]))
 
 
+def _populated_left(sys: System, a: S, b: S) -> Any:
+    return And(a["xn"], b["mu"] == Mu.UL)
+
+
 def _unpinned_by_unlink(sys: System, a: S, b: S) -> Any:
     return And(a["pinned"], Not(b["pinned"]), others_total(a, "b") > 0)
 
@@ -102,6 +106,7 @@ F5 = ("munmap-shootdown-wait", "F5")
 F6 = ("shootdown-scp-remote", "F6")
 F8 = ("removal-writeback-error", "F8")
 F10 = ("split-vmr-under-pm-lock", "F10")
+F13 = ("populate-unmap-on-error", "F13")
 F14 = ("mmap-foff-first", "F14")
 F11 = ("removal-fold-always", "F11")
 
@@ -199,6 +204,11 @@ EXPECTED: tuple[Expected, ...] = (
              "__do_mmap calls pm_add_vmr before it sets vm_file and vm_foff: the VMR is on "
              "pm_vmrs, where pm_remove_contig reads its offset holding only pm_lock, with the "
              "offset 0 (the remover's vmr_idx_to_va asserts once set_file changes it)"),
+    Expected(*F13, "aux/x", "mx_populate_failed", _populated_left,
+             "X names P when the failed populate's destroy_vmr begins",
+             "__do_mmap's MAP_POPULATE error path calls destroy_vmr without touching the "
+             "PTEs the populate filled: the VMR leaves pm_vmrs with X naming P, so no pass "
+             "of pm_remove_contig visits X before it frees P"),
     *(Expected(*F1, inv, "mp_pte_write_x", _d_lost_x("mp_d"),
                "mprotect read X without D, X has D now", "mprotect on X: " + _DM)
       for inv in ("dirty-recorded", "tlb-dirty-recorded")),

@@ -584,9 +584,6 @@ OUT_OF_SCOPE_OPS: dict[str, str] = {
     "mmap (merge)": "merge_me extends a neighbouring VMR over the new one and destroys the new "
                     "one: the neighbour's vm_end grows while it is on pm_vmrs, and no step of "
                     "the proved system grows a VMR (steps_split only shrinks one, F10)",
-    "mmap (populate failure)": "a MAP_POPULATE fault that fails (allocations may fail) makes "
-                               "__do_mmap destroy the VMR with the PTEs it filled (F13): the "
-                               "proved system has no step for that error path",
 }
 
 
@@ -613,8 +610,6 @@ def out_of_scope(cfg: Config) -> str | None:
             name = op.op
             if name == "mmap" and _merges(cfg, op.vmr):
                 name = "mmap (merge)"
-            elif name == "mmap" and cfg.enomem:
-                name = "mmap (populate failure)"
             if name in OUT_OF_SCOPE_OPS:
                 return f"{name}: {OUT_OF_SCOPE_OPS[name]}"
     return None

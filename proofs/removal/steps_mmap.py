@@ -9,9 +9,12 @@ Between the link and set_file the VMR is on pm_vmrs with vm_foff 0, and the remo
 reads VMRs on pm_vmrs holding only pm_lock (F14): ``stable-foff`` fails at the link.
 
 MAP_POPULATE's faults (under vmr_lock on seed, after it with hpf-load-unlocked) are
-page faults like any other: ``fault_install_x``.  merge_me and a failed populate are
-not modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR out
-while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
+page faults like any other: ``fault_install_x``.  When one fails, the error path
+(``mx_populate_failed``) destroys the VMR: on seed with destroy_vmr alone, which
+leaves the PTEs the populate filled (F13); with populate-unmap-on-error by running
+__do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me is not
+modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR out while
+__do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
 """
 
 from __future__ import annotations
@@ -76,3 +79,16 @@ def mx_set_file(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[
     ch: dict[str, Any] = {"x_foff": True, "mx": Mx.NONE}
     return [Alt(And(pre["mx"] == Mx.LINKED, Not(run)), ch),
             Alt(And(pre["mx"] == Mx.LINKED, run), {**ch, "x_vis": FREE})]
+
+
+@step("mx_populate_failed", ["mmap.populate_failed"])
+def mx_populate_failed(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """A MAP_POPULATE fault of X's VMR failed, vmr_lock held (set_file done: ``mx``
+    none).  The seed calls destroy_vmr: munmap's unlink phase with X as the populate
+    left it, present perhaps, and E with it (F13).  With populate-unmap-on-error the
+    C calls __do_munmap over the VMR's range: munmap's pass 1, entered past its
+    lock_vmr since the lock is held (``mu_start``'s change)."""
+    g = And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_alive"], Not(pre["mp_rmw"]))
+    if sys.fix("populate-unmap-on-error"):
+        return [Alt(g, {"mu": Mu.P1, "mu_need": False})]
+    return [Alt(g, {"mu": Mu.UL})]
