@@ -409,3 +409,36 @@ def test_f11_counterexamples_are_where_pass_3_zeroes(variant: str, steps: set[st
     """F11 breaks dirty-recorded where pass 3 drops the D bit of a read-only VMR: at the
     exchange for 0 with atomic-pte-update, at the seed's later *pte = 0 without it."""
     assert {e.step for e in expected_for(variant) if e.finding == "F11"} == steps
+
+
+def test_a_merge_without_its_guards_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mx_merge_x (merge_me's merge_vmr into the VMR before): the new VMR's X moves into a
+    record earlier in pm_vmrs, so its pass progress may only grow, and it has no PTE and
+    no TLB entry.  Without the monotone progress an invariant of the passes breaks on
+    fixed; without X being zero, the shootdown's; without the visit kept, the seed rule's
+    visit (fixed-without-removal-vmr-overlap)."""
+    from proofs.removal import steps_mmap
+
+    build = steps_mmap.mx_merge_x
+    assert not _breaks("fixed", "mx_merge_x", build, "aux/registers")
+    assert not _breaks("fixed", "mx_merge_x", build, "shootdown-post")
+    real_moved = steps_mmap._moved
+    with monkeypatch.context() as mp:  # drop the three "only more visited" conjuncts
+        mp.setattr(steps_mmap, "_moved",
+                   lambda sys, pre, post: z3.And(*real_moved(sys, pre, post).children()[3:]))
+        assert _breaks("fixed", "mx_merge_x", build, "aux/registers")
+    with monkeypatch.context() as mp:
+        mp.setattr(steps_mmap, "_zero", lambda pre: z3.BoolVal(True))
+        assert _breaks("fixed", "mx_merge_x", build, "shootdown-post")
+    variant = "fixed-without-removal-vmr-overlap"
+    assert not _breaks(variant, "mx_merge_x", build, "passes-visit-every-vmr")
+
+    def forgets_the_visit(sys, pre, post):  # type: ignore[no-untyped-def]
+        """X staying in its growing record (alternative 0), the visit not kept."""
+        stays = build(sys, pre, post)[0]
+        kept = [c for c in stays.guard.children()
+                if not z3.eq(c, z3.Implies(pre["x_vis"], post["x_vis"]))]
+        assert len(kept) == len(stays.guard.children()) - 1
+        return [system_module.Alt(z3.And(*kept), stays.changes)]
+
+    assert _breaks(variant, "mx_merge_x", forgets_the_visit, "passes-visit-every-vmr")

@@ -12,9 +12,10 @@ MAP_POPULATE's faults (under vmr_lock on seed, after it with hpf-load-unlocked) 
 page faults like any other: ``fault_install_x``.  When one fails, the error path
 (``mx_populate_failed``) destroys the VMR: on seed with destroy_vmr alone, which
 leaves the PTEs the populate filled (F13); with populate-unmap-on-error by running
-__do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me is not
-modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR out while
-__do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
+__do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me's merge
+of the new VMR into the VMR before it is ``mx_merge_x``; its merge with the VMR after
+it is not modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR
+out while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import z3
 from proofs.removal.state import Lock, Mu, Mx, Rm
 from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, step
 
-And, Not = z3.And, z3.Not
+And, Or, Not, Implies = z3.And, z3.Or, z3.Not, z3.Implies
 
 
 @step("mx_create", ["mmap.create"])
@@ -92,3 +93,56 @@ def mx_populate_failed(sys: System, pre: dict[str, Any], post: dict[str, Any]) -
     if sys.fix("populate-unmap-on-error"):
         return [Alt(g, {"mu": Mu.P1, "mu_need": False})]
     return [Alt(g, {"mu": Mu.UL})]
+
+
+
+def _moved(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
+    """X, zero, moves from the new VMR into the VMR before it.  The run's progress over X
+    is read from its record's place in pm_vmrs (abstraction._x_v2 and the rest), and
+    the new VMR, linked last, is at the tail: the move can only make X visited, never
+    unvisited, in each pass, and whatever the passes now say of X, they say as of a
+    pass position (aux/run, aux/mprotect)."""
+    fold = z3.BoolVal(sys.fix("removal-fold-always"))
+    return And(
+        *(Implies(pre[v], post[v]) for v in ("x_v2", "x_sent", "x_v3")),
+        Implies(post["x_v2"], And(is_in(pre["rm"], Rm.PASS2), post["x_vis"])),
+        Implies(post["x_sent"], post["x_v2"]),
+        Implies(post["x_v3"], And(is_in(pre["rm"], Rm.PASS3), post["x_vis"])),
+        Implies(post["rm_x3"], And(is_in(pre["rm"], Rm.PASS3), post["x_vis"])),
+        Implies(post["rm_w"], post["rm_x3"]),
+        Implies(And(post["rm_x3"], fold), post["rm_w"]))
+
+
+def _zero(pre: dict[str, Any]) -> Any:
+    """X in the new VMR: no PTE, no TLB entry, so no pass is between reading and writing
+    it."""
+    return And(Not(pre["xn"]), Not(pre["e"]), Not(is_in(pre["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z))))
+
+
+def _vis_afresh(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
+    """The run's passes visit X's VMR as its fields are now (steps_split._vis)."""
+    overlap = z3.BoolVal(sys.fix("removal-vmr-overlap"))
+    return post["x_vis"] == And(is_in(pre["rm"], Rm.RUN), pre["x_linked"],
+                                Not(pre["x_locked"]), Or(overlap, post["x_hasidx"]))
+
+
+@step("mx_merge_x", ["merge_vmr.extend"])
+def mx_merge_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """merge_me's merge_vmr(prev, vmr): prev->vm_end = vmr->vm_end, holding vmr_lock only
+    (no pm_lock: the remover may be in its passes), then destroy_vmr(vmr).  Both are X's
+    process's and on pm_vmrs (merge_vmr needs the same file, flags and prot, and
+    pm_add_vmr has linked the new VMR before merge_me), so X's VMR stays linked, alive
+    and as writable.  If X is in prev, its record only grows; if X is in the new VMR,
+    its VMR is prev now (find_vmr finds the lower one first) and X is zero, and so is
+    E: vmr_lock has been held since create_vmr, and faults take it.  Either way
+    vmr_has_page_idx and the passes' visit of X's VMR are read afresh.  The merge with
+    the next VMR is not modelled (refinement.OUT_OF_SCOPE_OPS)."""
+    g = And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_linked"], pre["x_alive"],
+            Not(pre["mp_rmw"]), hasidx_afresh(pre, post), _vis_afresh(sys, pre, post),
+            # X's VMR maps what it did, and more: a visit is not withdrawn
+            Implies(pre["x_hasidx"], post["x_hasidx"]), Implies(pre["x_vis"], post["x_vis"]))
+    free = {"x_hasidx": FREE, "x_vis": FREE}
+    return [Alt(g, free),
+            Alt(And(g, _zero(pre), _moved(sys, pre, post)),
+                {**free, "x_v2": FREE, "x_sent": FREE, "x_v3": FREE, "rm_x3": FREE,
+                 "rm_w": FREE})]
