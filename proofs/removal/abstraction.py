@@ -5,9 +5,10 @@ A *focus* picks the slot index ``i``, the PTE ``X`` of a shared declared VMR
 ``v`` mapping file page ``i`` at its page ``k`` (process ``p``'s PTE for that
 virtual page; or none: a phantom X whose VMR is already gone) and the core
 ``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the record of
-p that maps X's address now (``View.xrec``): the declared record of ``v`` (mmap
-creates it there) until a partial munmap's split_vmr moves X into the new
-record, or none once X's piece is destroyed (a phantom X whose VMR is gone).  Every
+p that maps X's address now (``View.xrec``; of two, inside a split or a merge, the
+first on pm_vmrs): the declared record of ``v`` (mmap creates it there) until a
+partial munmap's split_vmr moves X into the new record or merge_vmr into the grown
+one, or none once X's piece is destroyed (a phantom X whose VMR is gone).  Every
 other thread, PTE and TLB entry is summarised exactly as the symbolic state
 counts it.  Registers are read only where the symbolic state has a copy of
 them (``rm_old`` at i, the remover's and munmap's PTE registers at X, ...).
@@ -125,14 +126,24 @@ class View:
         return self._pm
 
     def xrec(self, f: Focus) -> int | None:
-        """X's VMR: the record of X's process containing X's address, as find_vmr finds
-        it (split_vmr's new record covers [va, end) from split_new on, but the old one
-        comes first in address order until it shrinks); None once X's piece is freed."""
+        """X's VMR: the record of X's process containing X's address; None once X's
+        piece is freed.  Two records contain it only inside split_vmr (seed: the new
+        record covers [va, end) from split_new on, the old one until it shrinks) and
+        merge_vmr (the grown record and the one it grew over, until destroy_vmr
+        unlinks that one).  Then X's VMR is the one the remover's passes meet first:
+        the first on pm_vmrs, in list order -- the old record of a split, the VMR
+        before of a merge into it, the mapped VMR of a merge of the next one into the
+        new VMR, which is linked last -- else the lower, as find_vmr finds it."""
         if f.v is None:
             return None
         key = ("xrec", f.v, f.k)
         if key not in self.memo:
-            self.memo[key] = self.m.find_vmr(f.proc(self.L), f.vpn(self.L) << PGSHIFT)
+            m, va = self.m, f.vpn(self.L) << PGSHIFT
+            maps = [r for r in m.proc_vmrs(f.proc(self.L))
+                    if m.vf(r, "base") <= va < m.vf(r, "end")]
+            linked = [r for r in maps if m.on_pm(r)]
+            self.memo[key] = (min(linked, key=lambda r: m.vf(r, "on_pm")) if linked
+                              else maps[0] if maps else None)
         return self.memo[key]  # type: ignore[no-any-return]
 
     def visits(self, r: ThreadView, rec: int) -> bool:

@@ -12,9 +12,10 @@ MAP_POPULATE's faults (under vmr_lock on seed, after it with hpf-load-unlocked) 
 page faults like any other: ``fault_install_x``.  When one fails, the error path
 (``mx_populate_failed``) destroys the VMR: on seed with destroy_vmr alone, which
 leaves the PTEs the populate filled (F13); with populate-unmap-on-error by running
-__do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me's merge
-of the new VMR into the VMR before it is ``mx_merge_x``; its merge with the VMR after
-it is not modelled (refinement.OUT_OF_SCOPE_OPS).  vmr_lock keeps munmap of X's VMR
+__do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me's
+merge_vmr grows one VMR over its neighbour (``mx_merge_x``) and destroys the
+neighbour; when the neighbour is the next, mapped VMR, X in it changes record only at
+that destroy_vmr's unlink (``mx_merge_unlink_x``).  vmr_lock keeps munmap of X's VMR
 out while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
 """
 
@@ -25,7 +26,8 @@ from typing import Any
 import z3
 
 from proofs.removal.state import Lock, Mu, Mx, Rm
-from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, step
+from proofs.removal.steps_pm import other_unlock
+from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, plus, step
 
 And, Or, Not, Implies = z3.And, z3.Or, z3.Not, z3.Implies
 
@@ -135,8 +137,9 @@ def mx_merge_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[A
     and as writable.  If X is in prev, its record only grows; if X is in the new VMR,
     its VMR is prev now (find_vmr finds the lower one first) and X is zero, and so is
     E: vmr_lock has been held since create_vmr, and faults take it.  Either way
-    vmr_has_page_idx and the passes' visit of X's VMR are read afresh.  The merge with
-    the next VMR is not modelled (refinement.OUT_OF_SCOPE_OPS)."""
+    vmr_has_page_idx and the passes' visit of X's VMR are read afresh.  In the merge of
+    the next VMR into the new one, X in the next one keeps its record until the unlink
+    (``mx_merge_unlink_x``): the next one is earlier on pm_vmrs (View.xrec)."""
     g = And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_linked"], pre["x_alive"],
             Not(pre["mp_rmw"]), hasidx_afresh(pre, post), _vis_afresh(sys, pre, post),
             # X's VMR maps what it did, and more: a visit is not withdrawn
@@ -146,3 +149,18 @@ def mx_merge_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[A
             Alt(And(g, _zero(pre), _moved(sys, pre, post)),
                 {**free, "x_v2": FREE, "x_sent": FREE, "x_v3": FREE, "rm_x3": FREE,
                  "rm_w": FREE})]
+
+
+@step("mx_merge_unlink_x",
+      ["pm_remove_vmr.unlink (merge_vmr's destroy_vmr of the VMR X was in)"])
+def mx_merge_unlink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """merge_me's merge_vmr(vmr, next): the new VMR grew over the next one, which
+    destroy_vmr now takes off pm_vmrs (TAILQ_REMOVE; spin_unlock, other_unlock's
+    relation).  Until now X, in the next VMR's range, was in both records, and X's VMR
+    was the next one, the first on pm_vmrs (abstraction.View.xrec); now it is the grown
+    new VMR, linked and alive, with X's PTE and E as they are.  The unlinker holds
+    pm_lock, so the remover is not in its passes: no pass progress to carry over, only
+    vmr_has_page_idx and the visit, read afresh."""
+    g = And(pre["mu"] == Mu.NONE, pre["x_linked"], hasidx_afresh(pre, post),
+            _vis_afresh(sys, pre, post))
+    return [plus(alt, g, x_hasidx=FREE, x_vis=FREE) for alt in other_unlock(sys, pre, post)]
