@@ -411,34 +411,25 @@ def test_f11_counterexamples_are_where_pass_3_zeroes(variant: str, steps: set[st
     assert {e.step for e in expected_for(variant) if e.finding == "F11"} == steps
 
 
-def test_a_merge_without_its_guards_is_refuted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """mx_merge_x (merge_me's merge_vmr into the VMR before): the new VMR's X moves into a
-    record earlier in pm_vmrs, so its pass progress may only grow, and it has no PTE and
-    no TLB entry.  Without the monotone progress an invariant of the passes breaks on
-    fixed; without X being zero, the shootdown's; without the visit kept, the seed rule's
-    visit (fixed-without-removal-vmr-overlap)."""
+def test_a_merge_unlink_without_its_reads_is_refuted() -> None:
+    """mx_merge_unlink_x (destroy_vmr's unlink of the VMR a merge grew over: X moves into
+    the grown record): vmr_has_page_idx and the visit are read afresh, within the run
+    only; without either read the step leaves a run's choice behind the run (aux/run)."""
     from proofs.removal import steps_mmap
 
-    build = steps_mmap.mx_merge_x
-    assert not _breaks("fixed", "mx_merge_x", build, "aux/registers")
-    assert not _breaks("fixed", "mx_merge_x", build, "shootdown-post")
-    real_moved = steps_mmap._moved
-    with monkeypatch.context() as mp:  # drop the three "only more visited" conjuncts
-        mp.setattr(steps_mmap, "_moved",
-                   lambda sys, pre, post: z3.And(*real_moved(sys, pre, post).children()[3:]))
-        assert _breaks("fixed", "mx_merge_x", build, "aux/registers")
-    with monkeypatch.context() as mp:
-        mp.setattr(steps_mmap, "_zero", lambda pre: z3.BoolVal(True))
-        assert _breaks("fixed", "mx_merge_x", build, "shootdown-post")
-    variant = "fixed-without-removal-vmr-overlap"
-    assert not _breaks(variant, "mx_merge_x", build, "passes-visit-every-vmr")
+    build = steps_mmap.mx_merge_unlink_x
 
-    def forgets_the_visit(sys, pre, post):  # type: ignore[no-untyped-def]
-        """X staying in its growing record (alternative 0), the visit not kept."""
-        stays = build(sys, pre, post)[0]
-        kept = [c for c in stays.guard.children()
-                if not z3.eq(c, z3.Implies(pre["x_vis"], post["x_vis"]))]
-        assert len(kept) == len(stays.guard.children()) - 1
-        return [system_module.Alt(z3.And(*kept), stays.changes)]
+    def drop(k: int):  # type: ignore[no-untyped-def]
+        def mutant(sys, pre, post):  # type: ignore[no-untyped-def]
+            out = []
+            for alt in build(sys, pre, post):
+                unlock, reads = alt.guard.children()
+                kept = [c for j, c in enumerate(reads.children()) if j != k]
+                out.append(system_module.Alt(z3.And(unlock, *kept), alt.changes))
+            return out
+        return mutant
 
-    assert _breaks(variant, "mx_merge_x", forgets_the_visit, "passes-visit-every-vmr")
+    for variant in ("fixed", "fixed-without-removal-vmr-overlap"):
+        assert not _breaks(variant, "mx_merge_unlink_x", build, "aux/run")
+        assert _breaks(variant, "mx_merge_unlink_x", drop(0), "aux/run")  # hasidx
+        assert _breaks(variant, "mx_merge_unlink_x", drop(1), "aux/run")  # the visit

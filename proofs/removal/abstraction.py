@@ -6,7 +6,7 @@ A *focus* picks the slot index ``i``, the PTE ``X`` of a shared declared VMR
 virtual page; or none: a phantom X whose VMR is already gone) and the core
 ``c`` of p whose TLB entry for X is ``E`` (or none).  X's VMR is the record of
 p that maps X's address now (``View.xrec``; of two, inside a split or a merge, the
-first on pm_vmrs): the declared record of ``v`` (mmap creates it there) until a
+one that held X before): the declared record of ``v`` (mmap creates it there) until a
 partial munmap's split_vmr moves X into the new record or merge_vmr into the grown
 one, or none once X's piece is destroyed (a phantom X whose VMR is gone).  Every
 other thread, PTE and TLB entry is summarised exactly as the symbolic state
@@ -130,10 +130,11 @@ class View:
         piece is freed.  Two records contain it only inside split_vmr (seed: the new
         record covers [va, end) from split_new on, the old one until it shrinks) and
         merge_vmr (the grown record and the one it grew over, until destroy_vmr
-        unlinks that one).  Then X's VMR is the one the remover's passes meet first:
-        the first on pm_vmrs, in list order -- the old record of a split, the VMR
-        before of a merge into it, the mapped VMR of a merge of the next one into the
-        new VMR, which is linked last -- else the lower, as find_vmr finds it."""
+        unlinks that one).  Then X's VMR is the record that held X before: of those on
+        pm_vmrs the smallest (a merge's grown record contains the other), else the
+        lower, as find_vmr finds it (a split's old record).  The remover's walk of a
+        record reads its range once, so a walk of the grown record begun before the
+        extend may stop short of X; the walk of the record X was in covers it."""
         if f.v is None:
             return None
         key = ("xrec", f.v, f.k)
@@ -142,8 +143,8 @@ class View:
             maps = [r for r in m.proc_vmrs(f.proc(self.L))
                     if m.vf(r, "base") <= va < m.vf(r, "end")]
             linked = [r for r in maps if m.on_pm(r)]
-            self.memo[key] = (min(linked, key=lambda r: m.vf(r, "on_pm")) if linked
-                              else maps[0] if maps else None)
+            self.memo[key] = (min(linked, key=lambda r: m.vf(r, "end") - m.vf(r, "base"))
+                              if linked else maps[0] if maps else None)
         return self.memo[key]  # type: ignore[no-any-return]
 
     def visits(self, r: ThreadView, rec: int) -> bool:
@@ -355,14 +356,16 @@ def _mu_phase(view: View, f: Focus) -> tuple[int, ThreadView | None]:
             continue
         ops = view.cfg.threads[t.id].ops
         op = ops[t["op"]] if t["op"] < len(ops) else None
-        if op is None or op.vmr != f.v:
+        if op is None:
             continue
         if op.op == "mmap":
             # __do_mmap's MAP_POPULATE failed (mm_err): its error path destroys the whole
-            # VMR, by destroy_vmr (seed) or by __do_munmap over it (populate-unmap-on-error)
-            if not t["mm_err"]:
+            # VMR, by destroy_vmr (seed) or by __do_munmap over it (populate-unmap-on-
+            # error) -- the record merge_me left it, which after a merge into the VMR
+            # before is that VMR's, X's whichever of the two declared VMRs X is in
+            if not t["mm_err"] or t["mm_vmr"] != rec + 1:
                 continue
-        elif op.op != "munmap" or not op.page <= f.k < op.page + op.pages:
+        elif op.op != "munmap" or op.vmr != f.v or not op.page <= f.k < op.page + op.pages:
             continue
         func = lab.split(".")[0]
         if func not in ("munmap", "isolate_vmrs", "split_vmr", "pm_add_vmr", "__vmr_free_pgs",

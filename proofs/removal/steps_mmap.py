@@ -13,9 +13,12 @@ page faults like any other: ``fault_install_x``.  When one fails, the error path
 (``mx_populate_failed``) destroys the VMR: on seed with destroy_vmr alone, which
 leaves the PTEs the populate filled (F13); with populate-unmap-on-error by running
 __do_munmap over the VMR, whose steps are munmap's (steps_mmu).  merge_me's
-merge_vmr grows one VMR over its neighbour (``mx_merge_x``) and destroys the
-neighbour; when the neighbour is the next, mapped VMR, X in it changes record only at
-that destroy_vmr's unlink (``mx_merge_unlink_x``).  vmr_lock keeps munmap of X's VMR
+merge_vmr(first, second) grows first over second (first->vm_end = second->vm_end,
+vmr_lock only) and destroys second.  The growth stutters: X's VMR is the record that
+held X before (abstraction.View.xrec), and a record growing upwards gains no
+``vmr_has_page_idx`` of the remover's index for an X it held (index <= i).  X in second
+changes record at destroy_vmr's unlink (``mx_merge_unlink_x``), outside the remover's
+passes.  vmr_lock keeps munmap of X's VMR
 out while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
 """
 
@@ -97,30 +100,6 @@ def mx_populate_failed(sys: System, pre: dict[str, Any], post: dict[str, Any]) -
     return [Alt(g, {"mu": Mu.UL})]
 
 
-
-def _moved(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
-    """X, zero, moves from the new VMR into the VMR before it.  The run's progress over X
-    is read from its record's place in pm_vmrs (abstraction._x_v2 and the rest), and
-    the new VMR, linked last, is at the tail: the move can only make X visited, never
-    unvisited, in each pass, and whatever the passes now say of X, they say as of a
-    pass position (aux/run, aux/mprotect)."""
-    fold = z3.BoolVal(sys.fix("removal-fold-always"))
-    return And(
-        *(Implies(pre[v], post[v]) for v in ("x_v2", "x_sent", "x_v3")),
-        Implies(post["x_v2"], And(is_in(pre["rm"], Rm.PASS2), post["x_vis"])),
-        Implies(post["x_sent"], post["x_v2"]),
-        Implies(post["x_v3"], And(is_in(pre["rm"], Rm.PASS3), post["x_vis"])),
-        Implies(post["rm_x3"], And(is_in(pre["rm"], Rm.PASS3), post["x_vis"])),
-        Implies(post["rm_w"], post["rm_x3"]),
-        Implies(And(post["rm_x3"], fold), post["rm_w"]))
-
-
-def _zero(pre: dict[str, Any]) -> Any:
-    """X in the new VMR: no PTE, no TLB entry, so no pass is between reading and writing
-    it."""
-    return And(Not(pre["xn"]), Not(pre["e"]), Not(is_in(pre["rm"], (Rm.P2W, Rm.P3D, Rm.P3Z))))
-
-
 def _vis_afresh(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
     """The run's passes visit X's VMR as its fields are now (steps_split._vis)."""
     overlap = z3.BoolVal(sys.fix("removal-vmr-overlap"))
@@ -128,39 +107,16 @@ def _vis_afresh(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
                                 Not(pre["x_locked"]), Or(overlap, post["x_hasidx"]))
 
 
-@step("mx_merge_x", ["merge_vmr.extend"])
-def mx_merge_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """merge_me's merge_vmr(prev, vmr): prev->vm_end = vmr->vm_end, holding vmr_lock only
-    (no pm_lock: the remover may be in its passes), then destroy_vmr(vmr).  Both are X's
-    process's and on pm_vmrs (merge_vmr needs the same file, flags and prot, and
-    pm_add_vmr has linked the new VMR before merge_me), so X's VMR stays linked, alive
-    and as writable.  If X is in prev, its record only grows; if X is in the new VMR,
-    its VMR is prev now (find_vmr finds the lower one first) and X is zero, and so is
-    E: vmr_lock has been held since create_vmr, and faults take it.  Either way
-    vmr_has_page_idx and the passes' visit of X's VMR are read afresh.  In the merge of
-    the next VMR into the new one, X in the next one keeps its record until the unlink
-    (``mx_merge_unlink_x``): the next one is earlier on pm_vmrs (View.xrec)."""
-    g = And(pre["mu"] == Mu.NONE, pre["mx"] == Mx.NONE, pre["x_linked"], pre["x_alive"],
-            Not(pre["mp_rmw"]), hasidx_afresh(pre, post), _vis_afresh(sys, pre, post),
-            # X's VMR maps what it did, and more: a visit is not withdrawn
-            Implies(pre["x_hasidx"], post["x_hasidx"]), Implies(pre["x_vis"], post["x_vis"]))
-    free = {"x_hasidx": FREE, "x_vis": FREE}
-    return [Alt(g, free),
-            Alt(And(g, _zero(pre), _moved(sys, pre, post)),
-                {**free, "x_v2": FREE, "x_sent": FREE, "x_v3": FREE, "rm_x3": FREE,
-                 "rm_w": FREE})]
-
-
 @step("mx_merge_unlink_x",
       ["pm_remove_vmr.unlink (merge_vmr's destroy_vmr of the VMR X was in)"])
 def mx_merge_unlink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
-    """merge_me's merge_vmr(vmr, next): the new VMR grew over the next one, which
-    destroy_vmr now takes off pm_vmrs (TAILQ_REMOVE; spin_unlock, other_unlock's
-    relation).  Until now X, in the next VMR's range, was in both records, and X's VMR
-    was the next one, the first on pm_vmrs (abstraction.View.xrec); now it is the grown
-    new VMR, linked and alive, with X's PTE and E as they are.  The unlinker holds
-    pm_lock, so the remover is not in its passes: no pass progress to carry over, only
-    vmr_has_page_idx and the visit, read afresh."""
-    g = And(pre["mu"] == Mu.NONE, pre["x_linked"], hasidx_afresh(pre, post),
-            _vis_afresh(sys, pre, post))
+    """merge_vmr(first, second): first grew over second, which destroy_vmr now takes off
+    pm_vmrs (TAILQ_REMOVE; spin_unlock, other_unlock's relation).  Until now X, in
+    second's range, was in both records and X's VMR was second, the one that held it
+    (abstraction.View.xrec); now it is first, linked and alive, with X's PTE and E as
+    they are: zero when second is the new VMR (vmr_lock has been held since
+    create_vmr, and faults take it), anything when it is the mapped next VMR.  The
+    unlinker holds pm_lock, so the remover is not in its passes: no pass progress to
+    carry over, only vmr_has_page_idx and the visit, read afresh."""
+    g = And(hasidx_afresh(pre, post), _vis_afresh(sys, pre, post))
     return [plus(alt, g, x_hasidx=FREE, x_vis=FREE) for alt in other_unlock(sys, pre, post)]
