@@ -95,6 +95,22 @@ def foci(layout: Layout) -> Iterator[Focus]:
             yield Focus(i, None, 0, None)
 
 
+def holder(m: Machine, p: int, va: int) -> int | None:
+    """The VMR record of process p that a PTE at va belongs to.  Two records contain va
+    only inside split_vmr (seed: the new record covers [va, end) from split_new on,
+    the old one until it shrinks) and merge_vmr (the grown record and the one it grew
+    over, until destroy_vmr unlinks that one).  Then the PTE belongs to the record that
+    held it before: of those on pm_vmrs the smallest (a merge's grown record contains
+    the other), else the lower, as find_vmr finds it (a split's old record).  The
+    remover's walk of a record reads its range once, so a walk of the grown record begun
+    before the extend may stop short of va; the walk of the record va was in covers it."""
+    maps = [r for r in m.proc_vmrs(p) if m.vf(r, "base") <= va < m.vf(r, "end")]
+    linked = [r for r in maps if m.on_pm(r)]
+    if linked:
+        return min(linked, key=lambda r: m.vf(r, "end") - m.vf(r, "base"))
+    return maps[0] if maps else None
+
+
 def _label(layout: Layout, t: ThreadView) -> str | None:
     pc = t["pc"]
     if pc == DONE_PC:
@@ -126,25 +142,13 @@ class View:
         return self._pm
 
     def xrec(self, f: Focus) -> int | None:
-        """X's VMR: the record of X's process containing X's address; None once X's
-        piece is freed.  Two records contain it only inside split_vmr (seed: the new
-        record covers [va, end) from split_new on, the old one until it shrinks) and
-        merge_vmr (the grown record and the one it grew over, until destroy_vmr
-        unlinks that one).  Then X's VMR is the record that held X before: of those on
-        pm_vmrs the smallest (a merge's grown record contains the other), else the
-        lower, as find_vmr finds it (a split's old record).  The remover's walk of a
-        record reads its range once, so a walk of the grown record begun before the
-        extend may stop short of X; the walk of the record X was in covers it."""
+        """X's VMR: the record of X's process that holds X's address (``holder``); None
+        once X's piece is freed."""
         if f.v is None:
             return None
         key = ("xrec", f.v, f.k)
         if key not in self.memo:
-            m, va = self.m, f.vpn(self.L) << PGSHIFT
-            maps = [r for r in m.proc_vmrs(f.proc(self.L))
-                    if m.vf(r, "base") <= va < m.vf(r, "end")]
-            linked = [r for r in maps if m.on_pm(r)]
-            self.memo[key] = (min(linked, key=lambda r: m.vf(r, "end") - m.vf(r, "base"))
-                              if linked else maps[0] if maps else None)
+            self.memo[key] = holder(self.m, f.proc(self.L), f.vpn(self.L) << PGSHIFT)
         return self.memo[key]  # type: ignore[no-any-return]
 
     def visits(self, r: ThreadView, rec: int) -> bool:
@@ -574,7 +578,7 @@ def _ptes_naming(view: View, page: int | None, r: ThreadView | None, run: bool
             pte = m.pte(p, vpn)
             if not _names(pte, page):
                 continue
-            w = m.find_vmr(p, vpn << PGSHIFT)
+            w = holder(m, p, vpn << PGSHIFT)
             cls = "b" if run and r is not None and (
                 w is None or not m.on_pm(w) or not view.visits(r, w)) else "a"
             state = ("p" if pte & PTE_P else "n") + ("d" if pte & PTE_D else "c")
