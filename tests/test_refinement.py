@@ -412,6 +412,8 @@ FINDING_SCENARIOS = {
         ("aux/x", "split_shrink_x"),
     (refinement.EXTRA / "refine-split-tlb.toml", "split-vmr-under-pm-lock"):
         ("tlb-covered", "split_shrink_x"),
+    (refinement.EXTRA / "refine-split-other.toml", "split-vmr-under-pm-lock"):
+        ("passes-visit-every-vmr", "split_shrink_other"),
     (refinement.SCENARIOS / "finding-mmap-foff-window.toml", "mmap-foff-first"):
         ("stable-foff", "mx_link"),
     (refinement.SCENARIOS / "finding-mprotect-keeps-dirty.toml", "removal-fold-always"):
@@ -440,6 +442,37 @@ def test_a_finding_scenario_realises_its_counterexample(path: Path, fix: str) ->
         checker.wanted = wanted
         refinement.check_scenario(checker, path, variant)
         assert (wanted[0][0] in rep.realised) == realised, (variant, rep.realised)
+
+
+SPLIT_OTHER = (refinement.EXTRA / "refine-split-other.toml",
+               refinement.EXTRA / "refine-split-other-read.toml")
+
+
+def test_a_split_of_another_vmr_moves_its_pte_between_classes() -> None:
+    """On seed, split_vmr's shrink of another VMR takes its tail's PTE naming P out of the
+    passes' reach (class a to b: split_shrink_other) and pm_add_vmr brings it back
+    (split_publish_other), each for every present/dirty state of that PTE across the two
+    scenarios.  Without the shrink step the model's split is unmatched.  The link comes
+    after the shrink broke passes-visit-every-vmr (P is not pinned here), so it is
+    checked against the system without the CMP lemma (``beyond``); without the link step
+    nothing explains it there, and it is only counted (``outside``)."""
+
+    def runs(replace: dict[str, Any] | None = None) -> refinement.Report:
+        rep = refinement.Report()
+        checker = refinement.Checker(rep, replace=replace)
+        for path in SPLIT_OTHER:
+            assert refinement.check_scenario(checker, path, "seed")
+        return rep
+
+    rep = runs()
+    assert not rep.failures, rep.failures[:3]
+    for name in ("split_shrink_other", "split_publish_other"):
+        assert {("seed", name, k) for k in range(4)} <= rep.hit, name
+    no_shrink = runs({"split_shrink_other": lambda sys, pre, post: []})
+    assert any("split_vmr.shrink" in f for f in no_shrink.failures), no_shrink.failures[:3]
+    no_link = runs({"split_publish_other": lambda sys, pre, post: []})
+    assert not no_link.failures and no_link.outside > rep.outside
+    assert not any(h[1] == "split_publish_other" for h in no_link.hit)
 
 
 KFS_SCENARIOS = (refinement.SCENARIOS / "finding-kfs-writeback.toml",

@@ -199,6 +199,10 @@ EXPECTED: tuple[Expected, ...] = (
              "E outlives X's PTE_P, covered only by the remover's pass 2 over X's VMR",
              "X's VMR leaves pm_vmrs before the remover's shootdown of its process: no one "
              "owes E's core a flush any more"),
+    Expected(*F10, "passes-visit-every-vmr", "split_shrink_other", _new_in_skipped,
+             "another VMR's tail, holding a PTE naming P, leaves pm_vmrs; P not pinned",
+             "split_shrink_x's window for the other PTEs naming P: the tail's PTEs are on no "
+             "list the remover reads until pm_add_vmr, and a run may free P under them"),
     Expected(*F14, "stable-foff", "mx_link", _linked_unset,
              "pm_add_vmr links X's VMR with vm_file and vm_foff still 0",
              "__do_mmap calls pm_add_vmr before it sets vm_file and vm_foff: the VMR is on "

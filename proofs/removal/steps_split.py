@@ -18,9 +18,12 @@ becomes another record at the step that shrinks the old one:
   pm_vmrs, and the remover, which holds pm_lock through its passes, sees both stores
   or neither.
 
-The other PTEs' classes (``a_*``/``b_*``) are left as they are: no scenario of the
-suite has a second PTE naming P, and a split of a MAP_LOCKED VMR (which would change
-``pinned``) is not modelled; either is a refinement failure, not a silent gap.
+Another VMR's split moves the other PTEs naming P that its tail holds: on seed the
+shrink takes them out of the passes' reach (``split_shrink_other``, class a to b) and
+pm_add_vmr brings them back (``split_publish_other``); with the fix the run sees either
+the whole VMR or both pieces, and the classes do not change.  A split of a MAP_LOCKED
+VMR (which would change ``pinned``) is not modelled: a refinement failure, not a
+silent gap.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 
 import z3
 
-from proofs.removal.state import Mu, Mx, Rm
+from proofs.removal.state import OTHER_STATES, Mu, Mx, Rm
 from proofs.removal.steps_pm import other_lock, other_unlock
 from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, plus, step
 
@@ -103,4 +106,39 @@ def split_publish(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> lis
                             x_linked=True, **free))
         # X not in the new VMR (seed), or in either record (fix): x_linked as it was
         out.append(plus(alt, And(hasidx_afresh(pre, post), _vis(sys, pre, post)), **free))
+    return out
+
+
+def _reclass(pre: dict[str, Any], src: str, dst: str, guard: Any) -> list[Alt]:
+    """One other PTE naming P moves from class ``src`` to ``dst`` (state.OTHERS), keeping
+    its present and dirty bits."""
+    return [Alt(And(guard, pre[f"{src}_{k}"] >= 1),
+                {f"{src}_{k}": pre[f"{src}_{k}"] - 1, f"{dst}_{k}": pre[f"{dst}_{k}"] + 1})
+            for k in OTHER_STATES]
+
+
+@step("split_shrink_other", ["split_vmr.shrink (another VMR, its tail holding a PTE naming P)"])
+def split_shrink_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Seed: old->vm_end = va of another VMR -- not X's: X's VMR holds no other PTE naming
+    P, one VMR maps a file page once -- whose tail holds a PTE naming P.  The tail's
+    record is not on pm_vmrs yet: during a run (the only time the classes differ) that
+    PTE is one the passes skip now (F10 for the other PTEs).  With the fix there is no
+    such step."""
+    if sys.fix(FIX):
+        return []
+    return _reclass(pre, "a", "b", And(is_in(pre["rm"], Rm.RUN), _isolating(pre)))
+
+
+@step("split_publish_other", ["pm_add_vmr.link (another VMR's tail, a PTE naming P in it)"])
+def split_publish_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
+    """Seed: pm_add_vmr links the tail of another VMR, which holds a PTE naming P, and
+    unlocks (other_unlock's relation): during a run the passes visit that PTE again,
+    unless the tail, with its own vm_foff, does not map ``index`` (the seed's rule:
+    then it stays skipped, and the link changes only pm_lock)."""
+    if sys.fix(FIX):
+        return []
+    out = []
+    for alt in other_unlock(sys, pre, post):
+        for moved in _reclass(pre, "b", "a", is_in(pre["rm"], Rm.RUN)):
+            out.append(plus(alt, moved.guard, **moved.changes))
     return out
