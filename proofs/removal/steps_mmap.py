@@ -18,8 +18,8 @@ vmr_lock only) and destroys second.  The growth stutters: X's VMR is the record 
 held X before (abstraction.View.xrec), and a record growing upwards gains no
 ``vmr_has_page_idx`` of the remover's index for an X it held (index <= i).  X in second
 changes record at destroy_vmr's unlink (``mx_merge_unlink_x``), outside the remover's
-passes.  vmr_lock keeps munmap of X's VMR
-out while __do_mmap runs (``mu_start`` and ``td_start`` need ``mx`` none).
+passes.  vmr_lock keeps munmap of X's VMR out while __do_mmap runs (``mu_start`` and
+``td_start`` need ``mx`` none).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ import z3
 
 from proofs.removal.state import Lock, Mu, Mx, Rm
 from proofs.removal.steps_pm import other_unlock
+from proofs.removal.steps_split import _vis
 from proofs.removal.system import FREE, Alt, System, hasidx_afresh, is_in, plus, step
 
-And, Or, Not, Implies = z3.And, z3.Or, z3.Not, z3.Implies
+And, Not = z3.And, z3.Not
 
 
 @step("mx_create", ["mmap.create"])
@@ -100,13 +101,6 @@ def mx_populate_failed(sys: System, pre: dict[str, Any], post: dict[str, Any]) -
     return [Alt(g, {"mu": Mu.UL})]
 
 
-def _vis_afresh(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> Any:
-    """The run's passes visit X's VMR as its fields are now (steps_split._vis)."""
-    overlap = z3.BoolVal(sys.fix("removal-vmr-overlap"))
-    return post["x_vis"] == And(is_in(pre["rm"], Rm.RUN), pre["x_linked"],
-                                Not(pre["x_locked"]), Or(overlap, post["x_hasidx"]))
-
-
 @step("mx_merge_unlink_x",
       ["pm_remove_vmr.unlink (merge_vmr's destroy_vmr of the VMR X was in)"])
 def mx_merge_unlink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) -> list[Alt]:
@@ -118,5 +112,5 @@ def mx_merge_unlink_x(sys: System, pre: dict[str, Any], post: dict[str, Any]) ->
     create_vmr, and faults take it), anything when it is the mapped next VMR.  The
     unlinker holds pm_lock, so the remover is not in its passes: no pass progress to
     carry over, only vmr_has_page_idx and the visit, read afresh."""
-    g = And(hasidx_afresh(pre, post), _vis_afresh(sys, pre, post))
+    g = And(hasidx_afresh(pre, post), _vis(sys, pre, post))  # x_linked is framed
     return [plus(alt, g, x_hasidx=FREE, x_vis=FREE) for alt in other_unlock(sys, pre, post)]

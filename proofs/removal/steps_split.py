@@ -122,11 +122,12 @@ def split_shrink_other(sys: System, pre: dict[str, Any], post: dict[str, Any]) -
     """Seed: old->vm_end = va of another VMR -- not X's: X's VMR holds no other PTE naming
     P, one VMR maps a file page once -- whose tail holds a PTE naming P.  The tail's
     record is not on pm_vmrs yet: during a run (the only time the classes differ) that
-    PTE is one the passes skip now (F10 for the other PTEs).  With the fix there is no
-    such step."""
+    PTE is one the passes skip now (F10 for the other PTEs).  Nothing of X is read: the
+    split VMR may be another process's, whatever X's munmap or lock is.  With the fix
+    there is no such step."""
     if sys.fix(FIX):
         return []
-    return _reclass(pre, "a", "b", And(is_in(pre["rm"], Rm.RUN), _isolating(pre)))
+    return _reclass(pre, "a", "b", is_in(pre["rm"], Rm.RUN))
 
 
 @step("split_publish_other", ["pm_add_vmr.link (another VMR's tail, a PTE naming P in it)"])
