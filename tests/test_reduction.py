@@ -114,27 +114,59 @@ def test_footprints_see_the_remover_write_its_slots() -> None:
     assert read and all(read)
 
 
-@pytest.mark.parametrize("stem", AMPLE_SCENARIOS)
-def test_static_ample_sets_keep_the_verdict(stem: str) -> None:
-    """With the exact footprints the reduced search passes, stores no more states,
-    every state it stores is one the full search stores, and it reaches every
-    combination of the values the invariants read (what C2 preserves)."""
+def _reduced_vs_full(stem: str, ample: type[fp.StaticAmple], lock_aware: bool):  # type: ignore[no-untyped-def]
+    """The full search, the reduced one, and whether the reduced one reached every
+    combination of the values the invariants read (and of finished threads)."""
     cfg = load(_scenario(stem), "fixed")
     table, _ = fp.footprint_table(cfg)
     full = Explorer(cfg, contracts=False)
     whole = full.explore(progress=False)
     ex = Explorer(cfg, contracts=False)
-    out = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, table))
-    assert (out.verdict, whole.verdict) == ("pass", "pass")
-    assert out.states <= whole.states
-    assert set(ex.stored_states()) <= set(full.stored_states())
+    out = ex.explore(progress=False, ample=ample(ex.layout, table, lock_aware))
     amp = fp.StaticAmple(ex.layout, table)
     seen = [off for off in range(ex.layout.size) if amp.visible >> off & 1]
     done = ex.layout.thread0
 
     def view(states):  # type: ignore[no-untyped-def]
         return {(tuple(s[o] for o in seen), tuple(s[o] == 0 for o in done)) for s in states}
-    assert view(ex.stored_states()) == view(full.stored_states())
+    return (whole, full, out, ex), view(ex.stored_states()) == view(full.stored_states())
+
+
+@pytest.mark.parametrize("lock_aware", (False, True))
+@pytest.mark.parametrize("stem", AMPLE_SCENARIOS)
+def test_static_ample_sets_keep_the_verdict(stem: str, lock_aware: bool) -> None:
+    """With the exact footprints the reduced search passes, stores no more states,
+    every state it stores is one the full search stores, and it reaches every
+    combination of the values the invariants read (what C2 preserves); with the
+    lock-aware futures too."""
+    (whole, full, out, ex), same_view = _reduced_vs_full(stem, fp.StaticAmple, lock_aware)
+    assert (out.verdict, whole.verdict) == ("pass", "pass")
+    assert out.states <= whole.states
+    assert set(ex.stored_states()) <= set(full.stored_states())
+    assert same_view
+
+
+def test_lock_aware_futures_save_states_the_static_table_cannot() -> None:
+    """On enomem-fault-vs-remove the lock-aware futures let a thread inside a
+    critical section be ample alone where the plain table does not."""
+    (whole, _, plain, _), _ = _reduced_vs_full("enomem-fault-vs-remove", fp.StaticAmple, False)
+    (_, _, locked, _), same_view = _reduced_vs_full("enomem-fault-vs-remove", fp.StaticAmple, True)
+    assert locked.states < plain.states < whole.states and same_view
+
+
+class _EveryAcquireSpins(fp.StaticAmple):
+    """A mutant: the other threads' futures stop at every spinlock acquire, held by
+    the candidate or not (a thread may then be taken alone before a lock is free)."""
+
+    def future(self, u: int, pc: int, held: frozenset[int]) -> tuple[int, int]:
+        return super().future(u, pc, frozenset(self.layout.spinlocks))
+
+
+def test_lock_aware_futures_must_stop_only_at_locks_the_thread_holds() -> None:
+    """The mutant loses combinations of visible values: the view check sees it."""
+    (_, _, out, _), same_view = _reduced_vs_full("finding-munmap-async-private",
+                                                 _EveryAcquireSpins, True)
+    assert out.verdict == "pass" and not same_view
 
 
 def test_static_ample_sets_need_their_conditions() -> None:

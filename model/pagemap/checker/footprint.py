@@ -4,7 +4,11 @@ Ample sets (Peled's conditions; Godefroid's persistent sets): from a state,
 expand only thread t's next transition a when
 
 - C1: a is independent of every transition another thread, or a flush IPI,
-  can take before t moves (neither writes a slot the other reads or writes);
+  can take before t moves (neither writes a slot the other reads or writes).
+  While t holds a spinlock, no other thread gets past its acquire of that
+  lock before t moves, so with ``lock_aware`` a thread's future stops there
+  (the acquire only reads the lock word): the one state-dependent refinement
+  of the table, and the one the C's lock discipline offers;
 - C2: a is invisible: it writes no slot a single-state invariant reads, and
   does not finish its thread (no-lost-write is judged when all are done);
 - C3: a does not close a cycle: in a breadth-first search, its successor is
@@ -35,7 +39,8 @@ from pagemap.checker.explore import Explorer
 from pagemap.checker.invariants import _plan
 from pagemap.checker.scenario import load
 from pagemap.config import Config
-from pagemap.machine import DONE_PC, Layout, Machine, ThreadView
+from pagemap.machine import DONE_PC, PROC_DYING, Layout, Machine, ThreadView
+from pagemap.sched import DEATH_PC
 
 
 class TrackedList(list):  # type: ignore[type-arg]
@@ -93,11 +98,16 @@ class Table:
 def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
     """The slots Explorer._run reads from the state before the step runs (its
     pc, its core and that core's occupant, the SCP's in-kernel word, the
-    process state, the spinlocks a step may name)."""
+    process state, and the spinlock the step names, if it names one)."""
     k = s[layout.cpu[t]]
     g = {layout.thread0[t], layout.cpu[t], layout.occ[k - 1 if k else layout.home[t]]}
     g.update(off for off in (layout.scp_inkern[t], layout.pstate_off[t]) if off >= 0)
-    g.update(layout.lock_off[t].values())
+    pc, ps = s[layout.thread0[t]], layout.pstate_off[t]
+    if not k and ps >= 0 and s[ps] == PROC_DYING:
+        pc = DEATH_PC  # as Explorer._run: the death is the transition
+    st = layout.steps[pc]
+    if st is not None and st.lock is not None:
+        g.add(layout.lock_off[t][st.lock])
     return g
 
 
@@ -134,10 +144,13 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
 
 class StaticAmple:
     """The ample-set choice of a footprint table: for a state, the threads whose
-    transition alone may be expanded (C1 and C2; the explorer applies C3)."""
+    transition alone may be expanded (C1 and C2; the explorer applies C3).
+    ``lock_aware``: the other threads' futures stop at the acquire of a
+    spinlock the candidate thread holds (module docstring, C1)."""
 
-    def __init__(self, layout: Layout, table: Table) -> None:
-        self.layout, self.table = layout, table
+    def __init__(self, layout: Layout, table: Table, lock_aware: bool = False) -> None:
+        self.layout, self.table, self.lock_aware = layout, table, lock_aware
+        self._futures: dict[tuple[int, int, frozenset[int]], tuple[int, int]] = {}
         P = _plan(layout)
         n = layout.cfg.file_pages
         visible = set(P.holds) | set(P.kref[1:]) | set(P.data[1:]) | {P.pm_lock, P.num_pages}
@@ -164,6 +177,33 @@ class StaticAmple:
                 self.future_r[(u, pc)] |= table.reads.get((u, q), 0)
                 self.future_w[(u, pc)] |= table.writes.get((u, q), 0)
 
+    def future(self, u: int, pc: int, held: frozenset[int]) -> tuple[int, int]:
+        """What thread u may read and write from ``pc`` on while the spinlock words
+        ``held`` stay taken: the walk of the pcs stops at an acquire of one of
+        them, which can only spin (read the lock word) until the holder moves."""
+        if not held:
+            return self.future_r.get((u, pc), 0), self.future_w.get((u, pc), 0)
+        key = (u, pc, held)
+        if key not in self._futures:
+            L, tb = self.layout, self.table
+            r = w = 0
+            seen, todo = set(), [pc]
+            while todo:
+                q = todo.pop()
+                if q in seen:
+                    continue
+                seen.add(q)
+                st = L.steps[q] if 0 <= q < len(L.steps) else None
+                lock = L.lock_off[u][st.lock] if st is not None and st.lock else -1
+                if lock in held:
+                    r |= 1 << lock
+                    continue
+                r |= tb.reads.get((u, q), 0)
+                w |= tb.writes.get((u, q), 0)
+                todo.extend(tb.nexts.get((u, q), ()))
+            self._futures[key] = (r, w)
+        return self._futures[key]
+
     def __call__(self, s: tuple[int, ...]) -> Iterator[int]:
         tb, L = self.table, self.layout
         pcs = [s[b] for b in L.thread0]
@@ -174,20 +214,25 @@ class StaticAmple:
             r, w = tb.reads[key], tb.writes[key]
             if w & (self.visible | self.flush) or self.flush & r:
                 continue
-            if all(not (w & (self.future_r.get((u, q), 0) | self.future_w.get((u, q), 0))
-                        or self.future_w.get((u, q), 0) & r)
-                   for u, q in enumerate(pcs) if u != t):
+            held = (frozenset(o for o in L.spinlocks if s[o] == t + 1) if self.lock_aware
+                    else frozenset())
+            if all(not (w & (fr | fw) or fw & r)
+                   for fr, fw in (self.future(u, q, held) for u, q in enumerate(pcs) if u != t)):
                 yield t
 
 
 def bound(cfg: Config) -> dict:
-    """States of the full search and of the reduced one with the exact table."""
+    """States of the full search and of the reduced ones with the exact table,
+    without and with the lock-aware futures."""
     t0 = time.monotonic()
     table, full = footprint_table(cfg)
-    ex = Explorer(cfg, contracts=False)
     t1 = time.monotonic()
+    ex = Explorer(cfg, contracts=False)
     out = ex.explore(progress=False, ample=StaticAmple(ex.layout, table))
+    ex = Explorer(cfg, contracts=False)
+    locked = ex.explore(progress=False, ample=StaticAmple(ex.layout, table, lock_aware=True))
     return {"full": full, "reduced": out.states, "verdict": out.verdict,
+            "lock_aware": locked.states, "lock_aware_verdict": locked.verdict,
             "table_seconds": t1 - t0, "reduced_seconds": time.monotonic() - t1}
 
 
@@ -199,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.scenario:
         r = bound(load(path, args.variant))
         print(f"{path}: full {r['full']:,} states, reduced {r['reduced']:,} ({r['verdict']}), "
-              f"{r['full'] / r['reduced']:.3f}x fewer; table {r['table_seconds']:.1f} s, "
-              f"reduced search {r['reduced_seconds']:.1f} s")
+              f"{r['full'] / r['reduced']:.3f}x fewer; lock-aware {r['lock_aware']:,} "
+              f"({r['lock_aware_verdict']}), {r['full'] / r['lock_aware']:.3f}x; "
+              f"table {r['table_seconds']:.1f} s, reduced searches {r['reduced_seconds']:.1f} s")
     return 0
 
 
