@@ -181,3 +181,31 @@ def test_static_ample_sets_need_their_conditions() -> None:
     exact = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, table)).states
     lying = ex.explore(progress=False, ample=fp.StaticAmple(ex.layout, lie)).states
     assert lying < exact < full
+
+
+# -- what a Lipton reduction could merge (pagemap.checker.footprint.movers) ------------
+
+def test_movers_are_the_steps_on_protected_or_private_slots() -> None:
+    """On two-removers: the removers' CAS of a slot word (read and written by
+    both, under no lock) is never a mover; the final unlock (pm_num_pages, under
+    pm_lock, and the lock word) is; the share is strictly between 0 and 1."""
+    cfg = load(_scenario("two-removers"), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    layout = Explorer(cfg, contracts=False).layout
+    mv = fp.movers(layout, table)
+    pcs = {key[1] for key in mv["keys"]}
+    assert layout.pcs["pm_remove_contig.mark_cas"] not in pcs
+    assert layout.pcs["pm_remove_contig.final_unlock"] in pcs
+    assert 0 < mv["movers"] < mv["transitions"]
+    assert any(name.startswith("slot[") for name, _ in mv["blame"])
+
+
+def test_a_slot_no_other_thread_writes_makes_no_conflict() -> None:
+    """On mprotect-vs-remove, mprotect's vmr_lock acquire is a mover only thanks
+    to the rule that a slot read here and written by no other thread makes no
+    conflict (without it the count there drops from 185 to 68 movers)."""
+    cfg = load(_scenario("mprotect-vs-remove"), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    layout = Explorer(cfg, contracts=False).layout
+    pcs = {key[1] for key in fp.movers(layout, table)["keys"]}
+    assert layout.pcs["mprotect.lock_vmr"] in pcs

@@ -93,6 +93,11 @@ class Table:
     writes: dict[tuple[int, int], int] = field(default_factory=dict)
     finishes: set[tuple[int, int]] = field(default_factory=set)
     nexts: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    #: the spinlock words the thread holds in every stored state it is at that pc
+    #: in, with the one the step acquires (its accesses are atomic with the acquire)
+    held: dict[tuple[int, int], frozenset[int]] = field(default_factory=dict)
+    #: how many stored states have the thread at that pc with a transition to take
+    visits: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
@@ -124,6 +129,13 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
     for s in full.stored_states():
         for t in range(ex.nthreads):
             key = (t, s[layout.thread0[t]])
+            if key[1] != DONE_PC:
+                st = layout.steps[key[1]]
+                held = frozenset(o for o in layout.spinlocks if s[o] == t + 1)
+                if st is not None and st.lock is not None:
+                    held |= {layout.lock_off[t][st.lock]}
+                table.held[key] = table.held.get(key, held) & held
+            enabled = False
             for branch in (0, 1):
                 tm.v = None
                 nxt = ex.step(s, t, branch)
@@ -134,11 +146,14 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
                 table.reads[key] = table.reads.get(key, 0) | bits(reads)
                 table.writes[key] = table.writes.get(key, 0) | bits(writes)
                 if nxt is not None:
+                    enabled = True
                     table.nexts.setdefault(key, set()).add(nxt[layout.thread0[t]])
                     if nxt[layout.thread0[t]] == DONE_PC:
                         table.finishes.add(key)
                 if not ex.chose:
                     break
+            if enabled:
+                table.visits[key] = table.visits.get(key, 0) + 1
     return table, out.states
 
 
@@ -221,6 +236,58 @@ class StaticAmple:
                 yield t
 
 
+def movers(layout: Layout, table: Table) -> dict:
+    """How much a Lipton reduction (coarser atomicity by movers: Lipton 1975;
+    Flanagan and Qadeer's lock-based movers) could find to merge.  A transition
+    is counted a *mover* when every slot it touches is touched by no other
+    thread, or only read by everyone, or protected: some lock is held at every
+    transition of every thread that touches it (a lock word is protected by
+    itself, since an acquire counts as holding the lock it takes: an acquire
+    moves right, a release left).  A reduction may run a mover together with
+    the step after it; the other transitions are points where the threads must
+    be interleaved.  Generous on purpose (an upper bound on what it finds):
+    a release is counted with the movers, and whether a transition may be
+    disabled is not asked.  Returns how many of the stored states' transitions
+    (one per state and enabled thread) are movers, which (thread, pc) are, and
+    for the rest the slots that most often made them not."""
+    touches: dict[int, list[tuple[int, int]]] = {}
+    for key, r in table.reads.items():
+        m = r | table.writes.get(key, 0)
+        for i in range(layout.size):
+            if m >> i & 1:
+                touches.setdefault(i, []).append(key)
+    locks = frozenset(layout.spinlocks)
+
+    def shared_unprotected(i: int, t: int, wrote: bool) -> bool:
+        keys = touches[i]
+        if all(u == t for u, _ in keys):
+            return False
+        if not wrote and not any(table.writes.get(k, 0) >> i & 1 for k in keys if k[0] != t):
+            return False  # read here, written by no other thread
+        common = locks
+        for k in keys:
+            common &= table.held.get(k, frozenset())
+        return not common
+
+    blame: dict[str, int] = {}
+    mover_keys: set[tuple[int, int]] = set()
+    moving = total = 0
+    for key, n in table.visits.items():
+        if key not in table.reads:
+            continue
+        w = table.writes.get(key, 0)
+        total += n
+        bad = next((i for i in range(layout.size) if (table.reads[key] | w) >> i & 1
+                    and shared_unprotected(i, key[0], bool(w >> i & 1))), None)
+        if bad is None:
+            moving += n
+            mover_keys.add(key)
+        else:
+            blame[layout.names[bad]] = blame.get(layout.names[bad], 0) + n
+    return {"transitions": total, "movers": moving, "keys": mover_keys,
+            "blame": sorted(blame.items(), key=lambda kv: -kv[1])}
+
+
 def bound(cfg: Config) -> dict:
     """States of the full search and of the reduced ones with the exact table,
     without and with the lock-aware futures."""
@@ -231,8 +298,10 @@ def bound(cfg: Config) -> dict:
     out = ex.explore(progress=False, ample=StaticAmple(ex.layout, table))
     ex = Explorer(cfg, contracts=False)
     locked = ex.explore(progress=False, ample=StaticAmple(ex.layout, table, lock_aware=True))
+    mv = movers(ex.layout, table)
     return {"full": full, "reduced": out.states, "verdict": out.verdict,
             "lock_aware": locked.states, "lock_aware_verdict": locked.verdict,
+            "movers": mv["movers"], "transitions": mv["transitions"], "blame": mv["blame"][:5],
             "table_seconds": t1 - t0, "reduced_seconds": time.monotonic() - t1}
 
 
@@ -247,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['full'] / r['reduced']:.3f}x fewer; lock-aware {r['lock_aware']:,} "
               f"({r['lock_aware_verdict']}), {r['full'] / r['lock_aware']:.3f}x; "
               f"table {r['table_seconds']:.1f} s, reduced searches {r['reduced_seconds']:.1f} s")
+        print(f"  movers: {r['movers']:,} of {r['transitions']:,} transitions "
+              f"({r['movers'] / max(r['transitions'], 1):.1%}); the others most often touch "
+              + ", ".join(f"{name} ({n:,})" for name, n in r["blame"]))
     return 0
 
 
