@@ -209,3 +209,12 @@ def test_a_slot_no_other_thread_writes_makes_no_conflict() -> None:
     layout = Explorer(cfg, contracts=False).layout
     pcs = {key[1] for key in fp.movers(layout, table)["keys"]}
     assert layout.pcs["mprotect.lock_vmr"] in pcs
+
+
+def test_a_sleep_check_reading_the_lock_words_makes_no_conflict() -> None:
+    """On file-write-vs-user-write-vs-remove, lock_page.sem_down reads every lock
+    word without holding it (sleep-holding-spinlock); with lock words counted
+    as protected, some of the transitions are movers."""
+    cfg = load(_scenario("file-write-vs-user-write-vs-remove"), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    assert fp.movers(Explorer(cfg, contracts=False).layout, table)["movers"] > 0

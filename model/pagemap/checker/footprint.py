@@ -239,11 +239,11 @@ class StaticAmple:
 def movers(layout: Layout, table: Table) -> dict:
     """How much a Lipton reduction (coarser atomicity by movers: Lipton 1975;
     Flanagan and Qadeer's lock-based movers) could find to merge.  A transition
-    is counted a *mover* when every slot it touches is touched by no other
-    thread, or only read by everyone, or protected: some lock is held at every
-    transition of every thread that touches it (a lock word is protected by
-    itself, since an acquire counts as holding the lock it takes: an acquire
-    moves right, a release left).  A reduction may run a mover together with
+    is counted a *mover* when every slot it touches is a spinlock word (an
+    acquire moves right, a release left; the only other readers of a lock word
+    are the sleep checks, which compare it with their own thread's id), or
+    touched by no other thread, or only read by everyone, or protected: some
+    lock is held at every transition of every thread that touches it.  A reduction may run a mover together with
     the step after it; the other transitions are points where the threads must
     be interleaved.  Generous on purpose (an upper bound on what it finds):
     a release is counted with the movers, and whether a transition may be
@@ -260,7 +260,7 @@ def movers(layout: Layout, table: Table) -> dict:
 
     def shared_unprotected(i: int, t: int, wrote: bool) -> bool:
         keys = touches[i]
-        if all(u == t for u, _ in keys):
+        if i in locks or all(u == t for u, _ in keys):
             return False
         if not wrote and not any(table.writes.get(k, 0) >> i & 1 for k in keys if k[0] != t):
             return False  # read here, written by no other thread
