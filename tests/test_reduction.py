@@ -162,10 +162,21 @@ class _EveryAcquireSpins(fp.StaticAmple):
         return super().future(u, pc, frozenset(self.layout.spinlocks))
 
 
-def test_lock_aware_futures_must_stop_only_at_locks_the_thread_holds() -> None:
-    """The mutant loses combinations of visible values: the view check sees it."""
-    (_, _, out, _), same_view = _reduced_vs_full("finding-munmap-async-private",
-                                                 _EveryAcquireSpins, True)
+class _HoldingStopsEveryAcquire(fp.StaticAmple):
+    """A subtler mutant: while the candidate holds some spinlock, the others'
+    futures stop at every acquire, of that lock or another."""
+
+    def future(self, u: int, pc: int, held: frozenset[int]) -> tuple[int, int]:
+        return super().future(u, pc, frozenset(self.layout.spinlocks) if held else held)
+
+
+@pytest.mark.parametrize("mutant, stem", ((_EveryAcquireSpins, "finding-munmap-async-private"),
+                                          (_HoldingStopsEveryAcquire,
+                                           "mprotect-vs-munmap-vs-remove")))
+def test_lock_aware_futures_must_stop_only_at_locks_the_thread_holds(
+        mutant: type[fp.StaticAmple], stem: str) -> None:
+    """Each mutant loses combinations of visible values: the view check sees it."""
+    (_, _, out, _), same_view = _reduced_vs_full(stem, mutant, True)
     assert out.verdict == "pass" and not same_view
 
 
