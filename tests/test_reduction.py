@@ -17,6 +17,7 @@ from pagemap.checker import mutations as mut
 from pagemap.checker.explore import Explorer
 from pagemap.checker.scenario import load
 from pagemap.checker.suite import scenario_files
+from pagemap.program import initial_state
 
 SCENARIOS = scenario_files()
 
@@ -229,3 +230,40 @@ def test_a_sleep_check_reading_the_lock_words_makes_no_conflict() -> None:
     cfg = load(_scenario("file-write-vs-user-write-vs-remove"), "fixed")
     table, _ = fp.footprint_table(cfg)
     assert fp.movers(Explorer(cfg, contracts=False).layout, table)["movers"] > 0
+
+
+def test_lock_aware_futures_keep_a_death_at_the_acquire() -> None:
+    """A thread at an acquire of a lock the candidate holds is skipped up to it,
+    but if its process can die there (proc_death runs instead of the step, in
+    user mode, whatever the lock), what the death touches still conflicts.  A
+    hand-made table on two-removers: r1 holds pm_lock and reads slot X; r2 is
+    at an acquire of pm_lock whose step writes X."""
+    cfg = load(_scenario("two-removers"), "fixed")
+    layout = Explorer(cfg, contracts=False).layout
+    k, r1, r2 = range(3)
+    pt = layout.pcs["pm_remove_contig.final_unlock"]
+    pu = next(pc for pc, st in enumerate(layout.steps)
+              if st is not None and st.func == "pm_remove_contig" and st.lock == "pm_lock")
+    x = fp.bits({layout.thread0[r2]})
+    s = list(initial_state(layout))
+    s[layout.thread0[k]], s[layout.thread0[r1]], s[layout.thread0[r2]] = 0, pt, pu
+    s[layout.off["pm_lock"]] = r1 + 1
+    state = tuple(s)
+
+    def table() -> fp.Table:
+        return fp.Table({(r1, pt): x, (r2, pu): 0}, {(r1, pt): 0, (r2, pu): x}, set(), {})
+    assert r1 not in set(fp.StaticAmple(layout, table())(state))
+    assert r1 in set(fp.StaticAmple(layout, table(), lock_aware=True)(state))
+    dying = table()
+    dying.death_writes[(r2, pu)] = x
+    assert r1 not in set(fp.StaticAmple(layout, dying, lock_aware=True)(state))
+
+
+def test_the_table_records_what_a_death_touches() -> None:
+    """On exit-stops-siblings the sibling's death is recorded at the pcs it is
+    taken from, and it clears the sibling's pc."""
+    cfg = load(_scenario("exit-stops-siblings"), "fixed")
+    table, _ = fp.footprint_table(cfg)
+    layout = Explorer(cfg, contracts=False).layout
+    assert table.death_writes
+    assert all(w >> layout.thread0[u] & 1 for (u, _), w in table.death_writes.items())

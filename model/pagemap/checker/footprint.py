@@ -24,7 +24,8 @@ every stored state, run again with its reads and writes tracked), then runs
 the reduced search with it (``Explorer.explore(ample=...)``).  The reduced
 count is therefore an upper bound on what any static-footprint reduction can
 save on a scenario; it is not a reduction the checker uses (it needs the
-full search first).  Figures: spec/bench.md.
+full search first).  ``movers`` counts, on the same table, what a reduction
+by coarser atomicity (Lipton's movers) could merge.  Figures: spec/bench.md.
 """
 
 from __future__ import annotations
@@ -98,6 +99,18 @@ class Table:
     held: dict[tuple[int, int], frozenset[int]] = field(default_factory=dict)
     #: how many stored states have the thread at that pc with a transition to take
     visits: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: of reads / writes, what the death of the thread's process (proc_death,
+    #: taken in user mode from that pc instead of its step) touches
+    death_reads: dict[tuple[int, int], int] = field(default_factory=dict)
+    death_writes: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+def _dies(layout: Layout, s: tuple[int, ...], t: int) -> bool:
+    """Whether thread t's transition from s is its death (as in Explorer._run:
+    a finished thread has none)."""
+    ps = layout.pstate_off[t]
+    return (s[layout.thread0[t]] != DONE_PC and not s[layout.cpu[t]] and ps >= 0
+            and s[ps] == PROC_DYING)
 
 
 def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
@@ -107,10 +120,7 @@ def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
     k = s[layout.cpu[t]]
     g = {layout.thread0[t], layout.cpu[t], layout.occ[k - 1 if k else layout.home[t]]}
     g.update(off for off in (layout.scp_inkern[t], layout.pstate_off[t]) if off >= 0)
-    pc, ps = s[layout.thread0[t]], layout.pstate_off[t]
-    if not k and ps >= 0 and s[ps] == PROC_DYING:
-        pc = DEATH_PC  # as Explorer._run: the death is the transition
-    st = layout.steps[pc]
+    st = layout.steps[DEATH_PC if _dies(layout, s, t) else s[layout.thread0[t]]]
     if st is not None and st.lock is not None:
         g.add(layout.lock_off[t][st.lock])
     return g
@@ -145,6 +155,9 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
                     writes |= tm.v.writes  # type: ignore[attr-defined]
                 table.reads[key] = table.reads.get(key, 0) | bits(reads)
                 table.writes[key] = table.writes.get(key, 0) | bits(writes)
+                if _dies(layout, s, t):
+                    table.death_reads[key] = table.death_reads.get(key, 0) | bits(reads)
+                    table.death_writes[key] = table.death_writes.get(key, 0) | bits(writes)
                 if nxt is not None:
                     enabled = True
                     table.nexts.setdefault(key, set()).add(nxt[layout.thread0[t]])
@@ -195,7 +208,8 @@ class StaticAmple:
     def future(self, u: int, pc: int, held: frozenset[int]) -> tuple[int, int]:
         """What thread u may read and write from ``pc`` on while the spinlock words
         ``held`` stay taken: the walk of the pcs stops at an acquire of one of
-        them, which can only spin (read the lock word) until the holder moves."""
+        them, which can only spin (read the lock word) until the holder moves,
+        unless u's process dies there (a death at that pc counts)."""
         if not held:
             return self.future_r.get((u, pc), 0), self.future_w.get((u, pc), 0)
         key = (u, pc, held)
@@ -208,10 +222,11 @@ class StaticAmple:
                 if q in seen:
                     continue
                 seen.add(q)
-                st = L.steps[q] if 0 <= q < len(L.steps) else None
+                st = L.steps[q]
                 lock = L.lock_off[u][st.lock] if st is not None and st.lock else -1
                 if lock in held:
-                    r |= 1 << lock
+                    r |= 1 << lock | tb.death_reads.get((u, q), 0)
+                    w |= tb.death_writes.get((u, q), 0)
                     continue
                 r |= tb.reads.get((u, q), 0)
                 w |= tb.writes.get((u, q), 0)
@@ -243,9 +258,10 @@ def movers(layout: Layout, table: Table) -> dict:
     acquire moves right, a release left; the only other readers of a lock word
     are the sleep checks, which compare it with their own thread's id), or
     touched by no other thread, or only read by everyone, or protected: some
-    lock is held at every transition of every thread that touches it.  A reduction may run a mover together with
-    the step after it; the other transitions are points where the threads must
-    be interleaved.  Generous on purpose (an upper bound on what it finds):
+    lock is held at every transition of every thread that touches it.  A
+    reduction may run a mover together with the step after it; the other
+    transitions are points where the threads must be interleaved.  Generous on
+    purpose (an upper bound on what it finds):
     a release is counted with the movers, and whether a transition may be
     disabled is not asked.  Returns how many of the stored states' transitions
     (one per state and enabled thread) are movers, which (thread, pc) are, and
