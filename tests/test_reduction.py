@@ -267,3 +267,15 @@ def test_the_table_records_what_a_death_touches() -> None:
     layout = Explorer(cfg, contracts=False).layout
     assert table.death_writes
     assert all(w >> layout.thread0[u] & 1 for (u, _), w in table.death_writes.items())
+
+
+def test_states_after_movers_count_the_states_a_lipton_reduction_may_skip() -> None:
+    """On vmr-after-range the VMR misses the range, every transition is a mover,
+    and so every state but the initial one is reached by a mover; on
+    two-removers only part of them are."""
+    for stem, everything in (("vmr-after-range", True), ("two-removers", False)):
+        cfg = load(_scenario(stem), "fixed")
+        table, full = fp.footprint_table(cfg)
+        mv = fp.movers(Explorer(cfg, contracts=False).layout, table)
+        after = fp.states_after_movers(cfg, mv["keys"])
+        assert (after == full - 1) if everything else (0 < after < full - 1)
