@@ -274,8 +274,8 @@ def test_states_after_movers_count_the_states_a_lipton_reduction_may_skip() -> N
     and so every state but the initial one is reached by a mover; on
     two-removers only part of them are."""
     for stem, everything in (("vmr-after-range", True), ("two-removers", False)):
-        cfg = load(_scenario(stem), "fixed")
-        table, full = fp.footprint_table(cfg)
-        mv = fp.movers(Explorer(cfg, contracts=False).layout, table)
-        after = fp.states_after_movers(cfg, mv["keys"])
+        searched = fp.searched(load(_scenario(stem), "fixed"))
+        full = searched.progress_so_far()[0]
+        mv = fp.movers(searched.layout, fp.table_of(searched))
+        after = fp.states_after_movers(searched, mv["keys"])
         assert (after == full - 1) if everything else (0 < after < full - 1)

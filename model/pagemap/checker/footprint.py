@@ -113,26 +113,49 @@ def _dies(layout: Layout, s: tuple[int, ...], t: int) -> bool:
             and s[ps] == PROC_DYING)
 
 
-def _guard(layout: Layout, s: tuple[int, ...], t: int) -> set[int]:
+def _acquired(layout: Layout, t: int, pc: int) -> int:
+    """The word of the spinlock thread t's step at ``pc`` acquires (Step.lock), or -1."""
+    st = layout.steps[pc]
+    return layout.lock_off[t][st.lock] if st is not None and st.lock is not None else -1
+
+
+def _held(layout: Layout, s: tuple[int, ...], t: int) -> frozenset[int]:
+    """The spinlock words thread t holds in s."""
+    return frozenset(o for o in layout.spinlocks if s[o] == t + 1)
+
+
+def _guard(layout: Layout, s: tuple[int, ...], t: int, dies: bool) -> set[int]:
     """The slots Explorer._run reads from the state before the step runs (its
     pc, its core and that core's occupant, the SCP's in-kernel word, the
     process state, and the spinlock the step names, if it names one)."""
     k = s[layout.cpu[t]]
     g = {layout.thread0[t], layout.cpu[t], layout.occ[k - 1 if k else layout.home[t]]}
     g.update(off for off in (layout.scp_inkern[t], layout.pstate_off[t]) if off >= 0)
-    st = layout.steps[DEATH_PC if _dies(layout, s, t) else s[layout.thread0[t]]]
-    if st is not None and st.lock is not None:
-        g.add(layout.lock_off[t][st.lock])
+    lock = _acquired(layout, t, DEATH_PC if dies else s[layout.thread0[t]])
+    if lock >= 0:
+        g.add(lock)
     return g
 
 
-def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, int]:
-    """The exact footprints over the reachable space of ``cfg`` (which must pass)."""
+def searched(cfg: Config, replace: dict | None = None) -> Explorer:
+    """An explorer that has searched ``cfg`` completely (which must pass)."""
     full = Explorer(cfg, contracts=False, replace=replace)
     out = full.explore(progress=False)
     if out.verdict != "pass":
         raise ValueError(f"footprints need a complete search; it gave {out.verdict}")
-    ex = Explorer(cfg, contracts=False, replace=replace)
+    return full
+
+
+def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, int]:
+    """The exact footprints over the reachable space of ``cfg`` (which must pass),
+    and its number of states."""
+    full = searched(cfg, replace)
+    return table_of(full, replace), full.progress_so_far()[0]
+
+
+def table_of(full: Explorer, replace: dict | None = None) -> Table:
+    """The footprints of every transition from the states ``full`` stored."""
+    ex = Explorer(full.cfg, contracts=False, replace=replace)
     tm = TrackingMachine(ex.layout, ())
     ex._m, ex._tv = tm, [ThreadView(tm, t) for t in range(ex.nthreads)]
     layout, table = ex.layout, Table()
@@ -140,22 +163,19 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
         for t in range(ex.nthreads):
             key = (t, s[layout.thread0[t]])
             if key[1] != DONE_PC:
-                st = layout.steps[key[1]]
-                held = frozenset(o for o in layout.spinlocks if s[o] == t + 1)
-                if st is not None and st.lock is not None:
-                    held |= {layout.lock_off[t][st.lock]}
+                held = _held(layout, s, t) | {_acquired(layout, t, key[1])} - {-1}
                 table.held[key] = table.held.get(key, held) & held
-            enabled = False
+            dies, enabled = _dies(layout, s, t), False
             for branch in (0, 1):
                 tm.v = None
                 nxt = ex.step(s, t, branch)
-                reads, writes = _guard(layout, s, t), set()
+                reads, writes = _guard(layout, s, t, dies), set()
                 if tm.v is not None:
                     reads |= tm.v.reads  # type: ignore[attr-defined]
                     writes |= tm.v.writes  # type: ignore[attr-defined]
                 table.reads[key] = table.reads.get(key, 0) | bits(reads)
                 table.writes[key] = table.writes.get(key, 0) | bits(writes)
-                if _dies(layout, s, t):
+                if dies:
                     table.death_reads[key] = table.death_reads.get(key, 0) | bits(reads)
                     table.death_writes[key] = table.death_writes.get(key, 0) | bits(writes)
                 if nxt is not None:
@@ -167,7 +187,7 @@ def footprint_table(cfg: Config, replace: dict | None = None) -> tuple[Table, in
                     break
             if enabled:
                 table.visits[key] = table.visits.get(key, 0) + 1
-    return table, out.states
+    return table
 
 
 class StaticAmple:
@@ -190,31 +210,16 @@ class StaticAmple:
         self.flush = 0
         for c, off in layout.flush.items():
             self.flush |= bits({off, *layout.tlb_off[c].values()})
-        # Per (thread, pc): what the thread may read / write from there on.
-        self.future_r: dict[tuple[int, int], int] = {}
-        self.future_w: dict[tuple[int, int], int] = {}
-        for u, pc in table.reads:
-            seen, todo = set(), [pc]
-            while todo:
-                q = todo.pop()
-                if q not in seen:
-                    seen.add(q)
-                    todo.extend(table.nexts.get((u, q), ()))
-            self.future_r[(u, pc)] = self.future_w[(u, pc)] = 0
-            for q in seen:
-                self.future_r[(u, pc)] |= table.reads.get((u, q), 0)
-                self.future_w[(u, pc)] |= table.writes.get((u, q), 0)
 
     def future(self, u: int, pc: int, held: frozenset[int]) -> tuple[int, int]:
         """What thread u may read and write from ``pc`` on while the spinlock words
         ``held`` stay taken: the walk of the pcs stops at an acquire of one of
         them, which can only spin (read the lock word) until the holder moves,
-        unless u's process dies there (a death at that pc counts)."""
-        if not held:
-            return self.future_r.get((u, pc), 0), self.future_w.get((u, pc), 0)
+        unless u's process dies there (a death at that pc counts).  With nothing
+        held, everything u may touch from ``pc`` on.  Memoised."""
         key = (u, pc, held)
         if key not in self._futures:
-            L, tb = self.layout, self.table
+            tb = self.table
             r = w = 0
             seen, todo = set(), [pc]
             while todo:
@@ -222,8 +227,7 @@ class StaticAmple:
                 if q in seen:
                     continue
                 seen.add(q)
-                st = L.steps[q]
-                lock = L.lock_off[u][st.lock] if st is not None and st.lock else -1
+                lock = _acquired(self.layout, u, q)
                 if lock in held:
                     r |= 1 << lock | tb.death_reads.get((u, q), 0)
                     w |= tb.death_writes.get((u, q), 0)
@@ -244,8 +248,7 @@ class StaticAmple:
             r, w = tb.reads[key], tb.writes[key]
             if w & (self.visible | self.flush) or self.flush & r:
                 continue
-            held = (frozenset(o for o in L.spinlocks if s[o] == t + 1) if self.lock_aware
-                    else frozenset())
+            held = _held(L, s, t) if self.lock_aware else frozenset()
             if all(not (w & (fr | fw) or fw & r)
                    for fr, fw in (self.future(u, q, held) for u, q in enumerate(pcs) if u != t)):
                 yield t
@@ -261,29 +264,30 @@ def movers(layout: Layout, table: Table) -> dict:
     lock is held at every transition of every thread that touches it.  A
     reduction may run a mover together with the step after it; the other
     transitions are points where the threads must be interleaved.  Generous on
-    purpose (an upper bound on what it finds):
-    a release is counted with the movers, and whether a transition may be
-    disabled is not asked.  Returns how many of the stored states' transitions
+    purpose (an upper bound on what it finds): a release is counted with the
+    movers, and whether a transition may be disabled is not asked.  Returns how many of the stored states' transitions
     (one per state and enabled thread) are movers, which (thread, pc) are, and
     for the rest the slots that most often made them not."""
-    touches: dict[int, list[tuple[int, int]]] = {}
-    for key, r in table.reads.items():
-        m = r | table.writes.get(key, 0)
-        for i in range(layout.size):
-            if m >> i & 1:
-                touches.setdefault(i, []).append(key)
+    # Per slot, once: the threads that touch it, those that write it, and the
+    # locks held at every transition that touches it.
     locks = frozenset(layout.spinlocks)
+    touchers: dict[int, set[int]] = {}
+    writers: dict[int, set[int]] = {}
+    common: dict[int, frozenset[int]] = {}
+    for key, r in table.reads.items():
+        w = table.writes.get(key, 0)
+        for i in _offsets(r | w):
+            touchers.setdefault(i, set()).add(key[0])
+            if w >> i & 1:
+                writers.setdefault(i, set()).add(key[0])
+            common[i] = common.get(i, locks) & table.held.get(key, frozenset())
 
-    def shared_unprotected(i: int, t: int, wrote: bool) -> bool:
-        keys = touches[i]
-        if i in locks or all(u == t for u, _ in keys):
+    def conflict(i: int, t: int, wrote: bool) -> bool:
+        if i in locks or touchers[i] == {t}:
             return False
-        if not wrote and not any(table.writes.get(k, 0) >> i & 1 for k in keys if k[0] != t):
+        if not wrote and not writers.get(i, set()) - {t}:
             return False  # read here, written by no other thread
-        common = locks
-        for k in keys:
-            common &= table.held.get(k, frozenset())
-        return not common
+        return not common[i]
 
     blame: dict[str, int] = {}
     mover_keys: set[tuple[int, int]] = set()
@@ -293,8 +297,8 @@ def movers(layout: Layout, table: Table) -> dict:
             continue
         w = table.writes.get(key, 0)
         total += n
-        bad = next((i for i in range(layout.size) if (table.reads[key] | w) >> i & 1
-                    and shared_unprotected(i, key[0], bool(w >> i & 1))), None)
+        bad = next((i for i in _offsets(table.reads[key] | w)
+                    if conflict(i, key[0], bool(w >> i & 1))), None)
         if bad is None:
             moving += n
             mover_keys.add(key)
@@ -304,24 +308,32 @@ def movers(layout: Layout, table: Table) -> dict:
             "blame": sorted(blame.items(), key=lambda kv: -kv[1])}
 
 
-def states_after_movers(cfg: Config, keys: set[tuple[int, int]]) -> int:
-    """How many stored states are reached by a mover transition (``keys``, from
-    ``movers``): a Lipton reduction skips only states in which some thread has
-    just taken a right mover, so at most these (a generous bound: a state also
-    reached by another transition may stay)."""
-    full = Explorer(cfg, contracts=False)
-    full.explore(progress=False)
-    ex = Explorer(cfg, contracts=False)
-    thread0 = ex.layout.thread0
+def _offsets(mask: int) -> Iterator[int]:
+    """The offsets of the set bits of a footprint, lowest first."""
+    i = 0
+    while mask:
+        if mask & 1:
+            yield i
+        mask >>= 1
+        i += 1
+
+
+def states_after_movers(full: Explorer, keys: set[tuple[int, int]]) -> int:
+    """How many of the states ``full`` (a complete search, ``searched``) stored are
+    reached by a mover transition (``keys``, from ``movers``): a Lipton reduction
+    skips only states in which some thread has just taken a right mover, so at
+    most these (a generous bound: a state also reached by another transition may
+    stay)."""
+    thread0 = full.layout.thread0
     hit: set[tuple[int, ...]] = set()
     for s in full.stored_states():
-        for t in range(ex.nthreads):
+        for t in range(full.nthreads):
             if (t, s[thread0[t]]) in keys:
                 for branch in (0, 1):
-                    nxt = ex.step(s, t, branch)
+                    nxt = full.step(s, t, branch)
                     if nxt is not None and nxt != s:
                         hit.add(nxt)
-                    if not ex.chose:
+                    if not full.chose:
                         break
     return len(hit)
 
@@ -330,15 +342,16 @@ def bound(cfg: Config) -> dict:
     """States of the full search and of the reduced ones with the exact table,
     without and with the lock-aware futures."""
     t0 = time.monotonic()
-    table, full = footprint_table(cfg)
+    searched_full = searched(cfg)
+    table, full = table_of(searched_full), searched_full.progress_so_far()[0]
     t1 = time.monotonic()
     ex = Explorer(cfg, contracts=False)
     out = ex.explore(progress=False, ample=StaticAmple(ex.layout, table))
     ex = Explorer(cfg, contracts=False)
     locked = ex.explore(progress=False, ample=StaticAmple(ex.layout, table, lock_aware=True))
     mv = movers(ex.layout, table)
-    after = states_after_movers(cfg, mv["keys"])
-    return {"after_movers": after,"full": full, "reduced": out.states, "verdict": out.verdict,
+    after = states_after_movers(searched_full, mv["keys"])
+    return {"after_movers": after, "full": full, "reduced": out.states, "verdict": out.verdict,
             "lock_aware": locked.states, "lock_aware_verdict": locked.verdict,
             "movers": mv["movers"], "transitions": mv["transitions"], "blame": mv["blame"][:5],
             "table_seconds": t1 - t0, "reduced_seconds": time.monotonic() - t1}
